@@ -1,0 +1,19 @@
+"""Differentiable tensor ops (no Keras layers here)."""
+
+from tfvideo.ops.warp import (
+    dense_image_warp,
+    interpolate_bilinear,
+    opencv_flow_to_tfa,
+    tfa_flow_to_opencv,
+)
+from tfvideo.ops.flow import endpoint_error, flow_to_color, resize_flow
+
+__all__ = [
+    "dense_image_warp",
+    "interpolate_bilinear",
+    "opencv_flow_to_tfa",
+    "tfa_flow_to_opencv",
+    "endpoint_error",
+    "flow_to_color",
+    "resize_flow",
+]

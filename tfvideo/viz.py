@@ -1,0 +1,309 @@
+"""Visualisation writers: PNG, GIF and MP4 output, flow images, side-by-side panels, flow legend.
+
+All images are RGB ``uint8`` NumPy arrays ``(H, W, 3)`` (or ``(H, W)`` grey). OpenCV's BGR ordering is
+handled internally. Every writer creates missing parent directories and writes to a temporary file in the
+destination directory that is atomically renamed (``os.replace``) once complete, so a crash or an
+exception never leaves a partial file under the final name (and the temporary file is removed).
+
+This module depends only on ``tfvideo.ops.flow`` (plus OpenCV/Pillow/NumPy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from tfvideo.ops.flow import flow_to_color
+
+__all__ = ["flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------
+def _to_uint8_image(image, arg: str = "image", allow_grey: bool = True) -> np.ndarray:
+    """Validates an image and returns it as uint8 ``(H, W, 3)`` or ``(H, W)``.
+
+    Float images must be in [0, 255]; they are clipped and rounded. ``(H, W, 1)`` is squeezed to grey.
+    """
+    if hasattr(image, "numpy"):
+        image = image.numpy()
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    ok_shape = (image.ndim == 3 and image.shape[-1] == 3) or (allow_grey and image.ndim == 2)
+    if not ok_shape or image.shape[0] == 0 or image.shape[1] == 0:
+        expected = "(H, W, 3) RGB or (H, W) grey" if allow_grey else "(H, W, 3) RGB"
+        raise ValueError(f"`{arg}` must have shape {expected}, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.all(np.isfinite(image)):
+            raise ValueError(f"`{arg}` contains NaN or inf values")
+        return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * np.uint8(255)
+    if np.issubdtype(image.dtype, np.integer):
+        if image.min() < 0 or image.max() > 255:
+            raise ValueError(
+                f"`{arg}` integer values must be in [0, 255], got range [{image.min()}, {image.max()}]"
+            )
+        return image.astype(np.uint8)
+    raise ValueError(f"`{arg}` must be uint8 (or float in [0, 255]), got dtype {image.dtype}")
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """Grey ``(H, W)`` uint8 -> ``(H, W, 3)``; RGB passes through."""
+    return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
+
+
+def _frames_to_list(frames, arg: str = "frames") -> list[np.ndarray]:
+    """Validates a sequence / array of frames as a non-empty list of equally sized uint8 RGB images."""
+    if hasattr(frames, "numpy"):
+        frames = frames.numpy()
+    if isinstance(frames, np.ndarray):
+        if frames.ndim not in (3, 4):
+            raise ValueError(f"`{arg}` array must have shape (T, H, W, 3) or (T, H, W), got {frames.shape}")
+        frames = list(frames)
+    if len(frames) == 0:
+        raise ValueError(f"`{arg}` must contain at least one frame")
+    out = [_to_rgb(_to_uint8_image(f, f"{arg}[{i}]")) for i, f in enumerate(frames)]
+    shape0 = out[0].shape
+    for i, f in enumerate(out):
+        if f.shape != shape0:
+            raise ValueError(
+                f"all `{arg}` must have the same shape; {arg}[0] is {shape0} but {arg}[{i}] is {f.shape}"
+            )
+    return out
+
+
+@contextlib.contextmanager
+def _atomic_path(path) -> Iterator[str]:
+    """Yields a temporary file name next to ``path`` (same extension); renames it to ``path`` on success.
+
+    Parent directories are created. On any exception the temporary file is deleted and ``path`` is left
+    untouched.
+    """
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(path)
+    ext = os.path.splitext(base)[1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
+    os.close(fd)
+    try:
+        yield tmp
+        if not os.path.exists(tmp) or os.path.getsize(tmp) == 0:
+            raise OSError(f"writing {path!r} failed (no data written)")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------------
+# writers
+# ----------------------------------------------------------------------------------------------------
+def save_png(path, image) -> str:
+    """Writes an RGB ``(H, W, 3)`` or grey ``(H, W)`` image to a PNG file (lossless) with OpenCV.
+
+    Args:
+      path: destination file (parent directories are created).
+      image: uint8 array (float arrays in [0, 255] are rounded and clipped; ``(H, W, 1)`` is grey).
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: for a bad shape or dtype. OSError if OpenCV cannot write the file.
+
+    Example:
+      >>> save_png("/tmp/red.png", np.full((4, 4, 3), (255, 0, 0), np.uint8))
+      '/tmp/red.png'
+    """
+    image = _to_uint8_image(image, "image")
+    if image.ndim == 3:
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    path = os.fspath(path)
+    with _atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
+            raise OSError(f"cv2.imwrite could not write {path!r}")
+    return path
+
+
+def save_gif(path, frames, fps: float = 10) -> str:
+    """Writes frames as an infinitely looping animated GIF with Pillow.
+
+    Args:
+      path: destination file (parent directories are created).
+      frames: sequence or ``(T, H, W, 3)`` / ``(T, H, W)`` array of equally sized uint8 frames.
+      fps: frames per second (frame duration ``1000 / fps`` ms, rounded to the GIF 10 ms resolution by
+        viewers).
+
+    Returns:
+      ``path`` as a string.
+
+    Note:
+      GIF is paletted (256 colours per frame), and Pillow merges *identical consecutive* frames into one
+      frame of longer duration, so a static clip may yield fewer GIF frames (same total duration).
+
+    Example:
+      >>> save_gif("/tmp/a.gif", [np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)])
+      '/tmp/a.gif'
+    """
+    from PIL import Image
+
+    if not fps > 0:
+        raise ValueError(f"`fps` must be positive, got {fps}")
+    frames = _frames_to_list(frames)
+    pil = [Image.fromarray(f) for f in frames]
+    duration = max(1, int(round(1000.0 / fps)))
+    path = os.fspath(path)
+    with _atomic_path(path) as tmp:
+        pil[0].save(
+            tmp, format="GIF", save_all=True, append_images=pil[1:], duration=duration, loop=0, optimize=False
+        )
+    return path
+
+
+def save_mp4(path, frames, fps: float = 10) -> str:
+    """Writes frames as an MPEG-4 Part 2 video (``mp4v`` fourcc) with ``cv2.VideoWriter``.
+
+    Args:
+      path: destination file, normally ending in ``.mp4`` (parent directories are created).
+      frames: sequence or ``(T, H, W, 3)`` / ``(T, H, W)`` array of equally sized uint8 RGB frames.
+      fps: frames per second.
+
+    Returns:
+      ``path`` as a string.
+
+    Raises:
+      ValueError: for bad frames or fps. OSError if no video writer can be opened.
+
+    Example:
+      >>> save_mp4("/tmp/a.mp4", np.zeros((5, 16, 16, 3), np.uint8), fps=5)
+      '/tmp/a.mp4'
+    """
+    if not fps > 0:
+        raise ValueError(f"`fps` must be positive, got {fps}")
+    frames = _frames_to_list(frames)
+    h, w = frames[0].shape[:2]
+    path = os.fspath(path)
+    with _atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise OSError(f"cv2.VideoWriter could not open {path!r} with fourcc 'mp4v'")
+        try:
+            for f in frames:
+                writer.write(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# composition
+# ----------------------------------------------------------------------------------------------------
+def flow_image(flow, max_flow: float | None = None) -> np.ndarray:
+    """Middlebury colour image ``(H, W, 3)`` uint8 of one ``(H, W, 2)`` flow (see ``flow_to_color``).
+
+    Example:
+      >>> flow_image(np.zeros((2, 3, 2))).shape
+      (2, 3, 3)
+    """
+    if hasattr(flow, "numpy"):
+        flow = flow.numpy()
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[-1] != 2:
+        raise ValueError(f"`flow` must have shape (H, W, 2), got shape {flow.shape}")
+    return flow_to_color(flow, max_flow=max_flow)
+
+
+def side_by_side(images: Sequence, labels: Sequence[str] | None = None, pad: int = 4) -> np.ndarray:
+    """Tiles images horizontally, optionally with a text label above each.
+
+    Every image is resized (aspect ratio kept, ``cv2.INTER_AREA``/``INTER_LINEAR``) to the height of the
+    first one; images are separated by ``pad`` white pixels. With ``labels`` a white strip is added above
+    the row and each label is drawn (black, ``cv2.putText``) above its image.
+
+    Args:
+      images: non-empty sequence of uint8 ``(H, W, 3)`` RGB (or ``(H, W)`` grey) images.
+      labels: optional sequence of strings, one per image (ASCII; OpenCV Hershey fonts).
+      pad: white gap in pixels between images (>= 0).
+
+    Returns:
+      uint8 RGB image of shape ``(H0 + strip, sum(W_i') + pad * (n - 1), 3)``.
+
+    Example:
+      >>> side_by_side([np.zeros((10, 10, 3), np.uint8), np.zeros((5, 10, 3), np.uint8)], pad=2).shape
+      (10, 32, 3)
+    """
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    if len(images) == 0:
+        raise ValueError("`images` must contain at least one image")
+    if pad < 0:
+        raise ValueError(f"`pad` must be >= 0, got {pad}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"`labels` must have one entry per image ({len(images)}), got {len(labels)}")
+    imgs = [_to_rgb(_to_uint8_image(im, f"images[{i}]")) for i, im in enumerate(images)]
+    h0 = imgs[0].shape[0]
+    resized = []
+    for im in imgs:
+        h, w = im.shape[:2]
+        if h != h0:
+            new_w = max(1, int(round(w * h0 / h)))
+            interp = cv2.INTER_AREA if h0 < h else cv2.INTER_LINEAR
+            im = cv2.resize(im, (new_w, h0), interpolation=interp)
+        resized.append(im)
+
+    total_w = sum(im.shape[1] for im in resized) + pad * (len(resized) - 1)
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
+    strip = 0
+    if labels is not None:
+        text_h = max(cv2.getTextSize(str(t) or " ", font, scale, thick)[0][1] for t in labels)
+        baseline = cv2.getTextSize("g", font, scale, thick)[1]
+        strip = text_h + baseline + 8
+    canvas = np.full((h0 + strip, total_w, 3), 255, np.uint8)
+    x = 0
+    for i, im in enumerate(resized):
+        w = im.shape[1]
+        canvas[strip:, x : x + w] = im
+        if labels is not None and str(labels[i]):
+            org = (x + 2, strip - baseline - 4)
+            cv2.putText(canvas, str(labels[i]), org, font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+        x += w + pad
+    return canvas
+
+
+def flow_legend(size: int = 128) -> np.ndarray:
+    """The Middlebury colour-coding legend: ``flow_to_color`` of a radial field.
+
+    Pixel ``(y, x)`` shows the colour of the flow vector pointing from the image centre to it, with
+    ``max_flow = size / 2``: white in the centre, fully saturated at the inscribed circle (right = +x =
+    red, down = +y = orange/yellow, left = cyan-blue, up = violet), and darkened ("out of range") in the
+    corners.
+
+    Args:
+      size: side length in pixels (>= 2).
+
+    Returns:
+      uint8 RGB image ``(size, size, 3)``.
+
+    Example:
+      >>> flow_legend(64)[32, 63]  # right edge: (almost pure) red
+      array([255,   6,   3], dtype=uint8)
+    """
+    size = int(size)
+    if size < 2:
+        raise ValueError(f"`size` must be an int >= 2, got {size}")
+    c = (size - 1) / 2.0
+    coords = np.arange(size, dtype=np.float64) - c
+    u, v = np.meshgrid(coords, coords)  # u varies along x (columns), v along y (rows)
+    return flow_to_color(np.stack([u, v], axis=-1), max_flow=size / 2.0)
