@@ -1,0 +1,243 @@
+"""TVNet layer against an independent NumPy transcription of Algorithm 1 and closed-form motions."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.layers.tvl1_reference import grad_forward, tvl1_single_scale, warp_bilinear
+from tfvideo.layers import TVNet
+from tfvideo.losses import tvl1_energy
+
+
+def photo_pair(photo_rgb, size=(96, 128)):
+    """Two frames of a real photograph: frame1 is frame0 rotated by 2 degrees and shifted (0.8, -0.5)."""
+    big = cv2.cvtColor(photo_rgb.astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = size
+    y0, x0 = 100, 150
+    m = cv2.getRotationMatrix2D((x0 + w / 2, y0 + h / 2), 2.0, 1.0)
+    m[:, 2] += (0.8, -0.5)
+    moved = cv2.warpAffine(big, m, (big.shape[1], big.shape[0]), flags=cv2.INTER_CUBIC)
+    return big[y0 : y0 + h, x0 : x0 + w], moved[y0 : y0 + h, x0 : x0 + w]
+
+
+def smooth_pattern(h, w, dx=0.0, dy=0.0):
+    """A smooth analytic image f(x - dx, y - dy) in [0, 255]; frame1 = f(p - d) gives flow d."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = x - dx, y - dy
+    f = (
+        np.sin(2 * np.pi * x / 23.0) * np.cos(2 * np.pi * y / 31.0)
+        + 0.6 * np.sin(2 * np.pi * (x + 2 * y) / 41.0)
+        + 0.4 * np.cos(2 * np.pi * (x - y) / 17.0)
+    )
+    return (127.5 + 60.0 * f).astype(np.float32)
+
+
+def as_batch(*frames):
+    return [np.asarray(f, np.float32)[None, ..., None] for f in frames]
+
+
+@pytest.mark.parametrize("warps,iterations", [(1, 50), (3, 15)])
+def test_frozen_matches_numpy_algorithm1(photo_rgb, warps, iterations):
+    f0, f1 = photo_pair(photo_rgb)
+    layer = TVNet(warps=warps, iterations=iterations, trainable=False)
+    flow = layer(as_batch(f0, f1)).numpy()[0]
+    assert layer.trainable_weights == []
+    u1, u2 = tvl1_single_scale(f0, f1, warps, iterations)
+    assert np.abs(u1).max() > 1.0  # a real, non-trivial flow
+    np.testing.assert_allclose(flow[..., 0], u1, atol=1e-3)
+    np.testing.assert_allclose(flow[..., 1], u2, atol=1e-3)
+
+
+def test_setting_trainable_false_freezes_all_weights():
+    layer = TVNet(iterations=3)
+    layer.build([(None, 16, 16, 1), (None, 16, 16, 1)])
+    assert len(layer.trainable_weights) == 3
+    layer.trainable = False
+    assert layer.trainable_weights == []
+    layer.trainable = True
+    assert len(layer.trainable_weights) == 3
+    assert len(TVNet(iterations=3, trainable_u0=False)(as_batch(np.zeros((16, 16)), np.zeros((16, 16))))[0].shape) == 3
+
+
+def test_rgb_is_converted_with_bt601(photo_rgb):
+    f0 = photo_rgb[100:132, 100:140]
+    f1 = photo_rgb[101:133, 99:139]
+    layer = TVNet(iterations=10, trainable=False)
+    rgb = layer([f0[None], f1[None]]).numpy()
+    w = np.array([0.299, 0.587, 0.114], np.float32)
+    grey = layer(as_batch(f0 @ w, f1 @ w)).numpy()
+    np.testing.assert_allclose(rgb, grey, atol=1e-4)
+
+
+def test_subpixel_translation_recovered():
+    d = (0.6, -0.35)
+    f0 = smooth_pattern(64, 80)
+    f1 = smooth_pattern(64, 80, *d)
+    flow = TVNet(warps=5, iterations=50, trainable=False)(as_batch(f0, f1)).numpy()[0]
+    inner = flow[8:-8, 8:-8]
+    err = np.sqrt((inner[..., 0] - d[0]) ** 2 + (inner[..., 1] - d[1]) ** 2)
+    assert err.mean() < 0.1, err.mean()
+
+
+def test_multiscale_recovers_large_translation():
+    d = (6.0, -4.0)
+    f0 = smooth_pattern(96, 96)
+    f1 = smooth_pattern(96, 96, *d)
+    inner = (slice(16, -16), slice(16, -16))
+
+    def epe(layer):
+        flow = layer(as_batch(f0, f1)).numpy()[0][inner]
+        return np.sqrt((flow[..., 0] - d[0]) ** 2 + (flow[..., 1] - d[1]) ** 2).mean()
+
+    single = epe(TVNet(scales=1, warps=5, iterations=30, trainable=False))
+    multi = epe(TVNet(scales=4, warps=5, iterations=30, trainable=False))
+    assert single > 2.0, single
+    assert multi < 0.3, multi
+
+
+@pytest.mark.parametrize("value", ["constant", "black", "saturated"])
+def test_gradients_finite_on_flat_frames(value):
+    f = {"constant": 100.0, "black": 0.0, "saturated": 255.0}[value]
+    f0 = tf.constant(np.full((2, 16, 16, 3), f, np.float32))
+    f1 = tf.constant(np.full((2, 16, 16, 3), 255.0 - f if value == "constant" else f, np.float32))
+    layer = TVNet(scales=2, warps=2, iterations=5, flow_loss_weight=0.1)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([f0, f1])
+        flow = layer([f0, f1])
+        loss = tf.reduce_sum(flow**2) + tf.add_n(layer.losses) + tf.reduce_sum(flow)
+    grads = tape.gradient(loss, [f0, f1] + layer.trainable_weights)
+    assert all(g is not None for g in grads)
+    for g in grads:
+        g = tf.convert_to_tensor(g)
+        assert np.all(np.isfinite(g.numpy()))
+    assert np.all(np.isfinite(flow.numpy()))
+
+
+def test_training_on_epe_changes_weights_and_lowers_loss():
+    """Unfrozen: a few steps of fit on the EPE loss (Eq. 14) change the kernels and u0 and lower the loss.
+
+    (The paper's Sec. 5.1 uses plain gradient descent at lr 0.05 for 3000 steps; a test has ~20 steps,
+    so it uses Adam to see the effect quickly.)"""
+    rng = np.random.default_rng(0)
+    d = np.array([[1.5, 0.5], [-1.0, 1.2], [0.8, -1.4], [-1.3, -0.6]], np.float32)
+    offs = rng.uniform(-3, 3, (len(d), 2))
+    f0 = np.stack([smooth_pattern(24, 24, *o) for o in offs])[..., None]
+    f1 = np.stack([smooth_pattern(24, 24, *(o + dd)) for o, dd in zip(offs, d)])[..., None]
+    target = np.broadcast_to(d[:, None, None, :], (len(d), 24, 24, 2)).astype(np.float32)
+
+    a = keras.Input((24, 24, 1))
+    b = keras.Input((24, 24, 1))
+    layer = TVNet(iterations=5)
+    model = keras.Model([a, b], layer([a, b]))
+
+    def epe(y_true, y_pred):
+        return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(y_pred - y_true), -1) + 1e-12))
+
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=epe)
+    before = [w.numpy().copy() for w in layer.trainable_weights]
+    loss0 = model.evaluate([f0, f1], target, verbose=0)
+    model.fit([f0, f1], target, batch_size=4, epochs=15, verbose=0)
+    loss1 = model.evaluate([f0, f1], target, verbose=0)
+    assert loss1 < 0.9 * loss0, (loss0, loss1)
+    for w0, w in zip(before, layer.trainable_weights):
+        assert np.abs(w.numpy() - w0).max() > 1e-4, w.name
+
+
+def test_flow_loss_is_weighted_tvl1_energy_with_fixed_kernels(photo_rgb):
+    f0, f1 = photo_pair(photo_rgb, size=(32, 40))
+    layer = TVNet(iterations=10, flow_loss_weight=0.5)
+    layer.build([(1, 32, 40, 1), (1, 32, 40, 1)])
+    # make the trainable kernels very different from finite differences: the loss must not change with them
+    layer.forward_kernels.assign(np.zeros(layer.forward_kernels.shape, np.float32))
+    layer.u0.assign(np.full(layer.u0.shape, 0.7, np.float32))
+    flow = layer(as_batch(f0, f1))
+    assert len(layer.losses) == 1
+    u1, u2 = flow.numpy()[0, ..., 0].astype(np.float64), flow.numpy()[0, ..., 1].astype(np.float64)
+    rho = warp_bilinear(f1.astype(np.float64), u1, u2) - f0
+    u1x, u1y = grad_forward(u1)
+    u2x, u2y = grad_forward(u2)
+    energy = np.mean(np.sqrt(u1x**2 + u1y**2 + 1e-12) + np.sqrt(u2x**2 + u2y**2 + 1e-12) + 0.15 * np.abs(rho))
+    np.testing.assert_allclose(float(layer.losses[0]), 0.5 * energy, rtol=1e-4)
+    np.testing.assert_allclose(float(layer.losses[0]), 0.5 * float(tvl1_energy(*as_batch(f0, f1), flow)), rtol=1e-6)
+
+
+def test_config_round_trip_and_keras_file(tmp_path, photo_rgb):
+    f0, f1 = photo_pair(photo_rgb, size=(24, 32))
+    layer = TVNet(scales=2, warps=2, iterations=4, tau=0.2, lbda=0.1, theta=0.25, zfactor=0.6, flow_loss_weight=0.1)
+    a = keras.Input((24, 32, 1))
+    b = keras.Input((24, 32, 1))
+    model = keras.Model([a, b], layer([a, b]))
+    layer.u0.assign(np.random.default_rng(0).normal(size=layer.u0.shape).astype(np.float32))
+    clone = TVNet.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    path = tmp_path / "tvnet.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = as_batch(f0, f1)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    assert loaded.layers[-1].get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (13, 9), (37, 50)])
+def test_any_size_and_none_batch(hw):
+    layer = TVNet(scales=2, warps=1, iterations=3)
+    fn = tf.function(
+        lambda a, b: layer([a, b]),
+        input_signature=[tf.TensorSpec([None, None, None, 1])] * 2,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (3, *hw, 1)).astype(np.float32)
+    out = fn(x, x[::-1])
+    assert out.shape == (3, *hw, 2)
+    np.testing.assert_allclose(out.numpy(), layer([x, x[::-1]]).numpy(), atol=1e-4)
+
+
+def test_under_mirrored_strategy():
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2, "conftest configures two logical CPUs"
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    rng = np.random.default_rng(0)
+    f0 = rng.uniform(0, 255, (4, 16, 16, 1)).astype(np.float32)
+    f1 = np.roll(f0, 1, axis=2)
+    target = np.zeros((4, 16, 16, 2), np.float32)
+    target[..., 0] = 1.0
+    with strategy.scope():
+        a = keras.Input((None, None, 1))
+        b = keras.Input((None, None, 1))
+        model = keras.Model([a, b], TVNet(iterations=3, flow_loss_weight=0.1)([a, b]))
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    history = model.fit([f0, f1], target, batch_size=4, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(scales=0), "scales"),
+        (dict(iterations=2.5), "iterations"),
+        (dict(zfactor=1.0), "zfactor"),
+        (dict(tau=-1), "tau"),
+        (dict(flow_loss_weight=-0.1), "flow_loss_weight"),
+        (dict(u0_size=(3,)), "u0_size"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TVNet(**kwargs)
+
+
+def test_bad_call_arguments():
+    layer = TVNet(iterations=2)
+    x = np.zeros((1, 16, 16, 1), np.float32)
+    with pytest.raises(ValueError, match=r"\[frame0, frame1\]"):
+        layer(x)
+    with pytest.raises(ValueError, match="1 \\(grey\\) or 3 \\(RGB\\)"):
+        TVNet(iterations=2)([np.zeros((1, 16, 16, 2)), np.zeros((1, 16, 16, 2))])
+    with pytest.raises(ValueError, match="at least 8"):
+        TVNet(iterations=2)([np.zeros((1, 4, 16, 1)), np.zeros((1, 4, 16, 1))])
+    with pytest.raises(ValueError, match="same shape"):
+        TVNet(iterations=2)([np.zeros((1, 16, 16, 1)), np.zeros((1, 16, 17, 1))])
+    with pytest.raises(ValueError, match="frame1"):
+        TVNet(iterations=2)([x, np.zeros((16, 16, 1))])
