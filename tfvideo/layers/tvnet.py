@@ -41,18 +41,21 @@ trainable flow vector per layer, broadcast over the image.
 Pyramid (scales > 1)
 --------------------
 Level ``s`` has size ``max(2, floor(H * zfactor**s)) x max(2, floor(W * zfactor**s))`` and is made
-from level ``s-1`` by a Gaussian pre-smoothing with ``sigma = 0.6 * sqrt(1/zfactor**2 - 1)`` (the
-anti-aliasing rule of Sanchez, Meinhardt-Llopis and Facciolo's TV-L1, IPOL 2013; symmetric border,
-radius ``ceil(3 sigma)``) followed by bilinear resizing. The finest level is not smoothed. Solving
+from level ``s-1`` by ``tf.image.resize(method="bilinear", antialias=True)``: when down-sampling, its
+triangle filter is widened by the scale factor (support ``2/zfactor`` source pixels), which low-passes
+the level before sampling it, the role of the Gaussian pre-smoothing in classical TV-L1 pyramids
+(Sanchez et al., IPOL 2013, use a Gaussian with sigma = 0.6 sqrt(1/zfactor^2 - 1)). We chose the
+triangle filter because it is one fused op, about 7x faster on CPU than a separable Gaussian
+convolution of single-channel images. The finest level is not smoothed. Solving
 runs coarse to fine; the flow of a coarser level is upsampled bilinearly and its vectors multiplied by
 the size ratio of the two levels, which is ``1/zfactor`` (the paper's "divided by zfactor") whenever
 the sizes divide exactly, and the exact ratio otherwise (e.g. 125 -> 62 pixels).
 
 Graph size
 ----------
-Scales and warps are unrolled in Python; the iterations of each warp run in a ``tf.while_loop`` that
-indexes the stacked per-iteration kernels, so the traced graph does not grow with ``iterations``
-(a 5-5-50 TVNet traces in seconds, not minutes).
+Scales are unrolled in Python (their sizes differ); warps and iterations run in two nested
+``tf.while_loop``s that index the stacked per-(warp, iteration) kernels, so the traced graph does not
+grow with ``warps`` or ``iterations`` (a 5-5-50 TVNet traces in seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -81,12 +84,12 @@ def pyramid_sizes(height: int, width: int, scales: int, zfactor: float) -> list[
     ]
 
 
-def _gaussian_taps(zfactor: float) -> np.ndarray:
-    sigma = 0.6 * math.sqrt(1.0 / zfactor**2 - 1.0)
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).astype(np.float32)
+def _less_than(limit):
+    @tf.autograph.experimental.do_not_convert
+    def cond(n, *_):
+        return n < limit
+
+    return cond
 
 
 def _check_positive_int(value, name):
@@ -170,7 +173,6 @@ class TVNet(keras.layers.Layer):
                 raise ValueError(f"`u0_size` must be None or (height, width); got {u0_size!r}")
             u0_size = tuple(_check_positive_int(v, "u0_size") for v in u0_size)
         self.u0_size = u0_size
-        self._gauss = _gaussian_taps(self.zfactor)
 
     # ------------------------------------------------------------------ building
     def _split_shapes(self, input_shape):
@@ -232,24 +234,10 @@ class TVNet(keras.layers.Layer):
                 raise ValueError(f"`frame0` and `frame1` must have the same shape; got {a} and {b}")
         return frames
 
-    def _downsample(self, image, size):
-        """Gaussian pre-smoothing then bilinear resize to ``size`` (the pyramid rule)."""
-        taps = tf.constant(self._gauss)
-        r = (len(self._gauss) - 1) // 2
-        h, w = tf.shape(image)[1], tf.shape(image)[2]
-        # symmetric padding needs pad <= size; levels are >= 2 pixels, so pad in chunks via REFLECT-free SYMMETRIC
-        pad_h = tf.minimum(r, h)
-        pad_w = tf.minimum(r, w)
-        x = tf.pad(image, [[0, 0], [pad_h, pad_h], [0, 0], [0, 0]], mode="SYMMETRIC")
-        x = tf.pad(x, [[0, 0], [0, 0], [pad_w, pad_w], [0, 0]], mode="SYMMETRIC")
-        # when the image is smaller than the radius, trim the kernel accordingly
-        kx = taps[r - pad_w : r + pad_w + 1]
-        ky = taps[r - pad_h : r + pad_h + 1]
-        kx = kx / tf.reduce_sum(kx)
-        ky = ky / tf.reduce_sum(ky)
-        x = tf.nn.conv2d(x, tf.reshape(kx, [1, -1, 1, 1]), strides=1, padding="VALID")
-        x = tf.nn.conv2d(x, tf.reshape(ky, [-1, 1, 1, 1]), strides=1, padding="VALID")
-        return tf.image.resize(x, size, method="bilinear", antialias=False)
+    @staticmethod
+    def _downsample(image, size):
+        """One pyramid step: anti-aliased bilinear resize (see the module docstring)."""
+        return tf.image.resize(image, size, method="bilinear", antialias=True)
 
     def _level_sizes(self, height, width):
         """Dynamic pyramid sizes, finest first, as int32 (h, w) tensors."""
@@ -262,53 +250,71 @@ class TVNet(keras.layers.Layer):
         return sizes
 
     def _single_scale(self, i0, i1, u, fwd, div):
-        """Algorithm 1 at one pyramid level. ``fwd``/``div``: ``(warps, iterations, 2, 2, 2)`` kernels."""
+        """Algorithm 1 at one pyramid level. ``fwd``/``div``: ``(warps, iterations, 2, 2, 2)`` kernels.
+
+        Warps and iterations are two nested ``tf.while_loop``s, so the traced graph (and the gradient
+        accumulators TF adds to it) has one copy of the warp step and one of the iteration step per
+        scale, whatever the numbers of warps and iterations.
+
+        The flow components, image gradients and dual variables are kept as separate one-channel
+        tensors and the kernel taps as scalars: every product is then tensor x scalar, which TF's CPU
+        kernels run about ten times faster than the channel-broadcasting products of a 2-channel layout.
+        """
         l_t = self.lbda * self.theta
         taut = self.tau / self.theta
         theta = self.theta
         eps = self.epsilon
         i1x, i1y = central_gradient(i1)
         stacked = tf.concat([i1, i1x, i1y], axis=-1)
-        p_x = tf.zeros_like(u)  # (p_11, p_21): x components of p_1, p_2
-        p_y = tf.zeros_like(u)  # (p_12, p_22): y components
-        for w in range(self.warps):
-            warped = backward_warp(stacked, u)
-            i1w = warped[..., 0:1]
-            g = warped[..., 1:3]  # grad I1(x + u0): (I1x, I1y)
-            grad = tf.reduce_sum(tf.square(g), axis=-1, keepdims=True) + eps
-            rho_c = i1w - tf.reduce_sum(g * u, axis=-1, keepdims=True) - i0
-            thr = l_t * grad
-            fwd_w = fwd[w]
-            div_w = div[w]
+        # taps flattened per (warp, iteration): index = d * 4 + direction * 2 + tap
+        fwd = tf.reshape(fwd, [self.warps, self.iterations, 8])
+        div = tf.reshape(div, [self.warps, self.iterations, 8])
+        zeros = tf.zeros_like(i0)
 
-            def body(n, u, p_x, p_y, g=g, grad=grad, rho_c=rho_c, thr=thr, fwd_w=fwd_w, div_w=div_w):
-                kf = tf.gather(fwd_w, n)  # (d, direction, tap)
-                kd = tf.gather(div_w, n)
-                rho = rho_c + tf.reduce_sum(g * u, axis=-1, keepdims=True)
-                step = tf.where(
-                    rho < -thr,
-                    l_t * g,
-                    tf.where(rho > thr, -l_t * g, -rho * g / grad),
-                )
-                v = u + step
-                # taps as (tap, d) so they broadcast over the channel axis (d)
-                div_p = divergence(
-                    p_x, p_y, taps_x=tf.transpose(kd[:, 0, :]), taps_y=tf.transpose(kd[:, 1, :])
-                )
-                u = v + theta * div_p
-                ux, uy = forward_gradient(u, taps_x=tf.transpose(kf[:, 0, :]), taps_y=tf.transpose(kf[:, 1, :]))
-                denom = 1.0 + taut * tf.sqrt(tf.square(ux) + tf.square(uy) + eps)
-                p_x = (p_x + taut * ux) / denom
-                p_y = (p_y + taut * uy) / denom
-                return n + 1, u, p_x, p_y
+        @tf.autograph.experimental.do_not_convert
+        def warp_step(w, u1, u2, p11, p12, p21, p22):
+            warped = backward_warp(stacked, tf.concat([u1, u2], axis=-1))
+            i1w, g1, g2 = warped[..., 0:1], warped[..., 1:2], warped[..., 2:3]  # I1(x+u0), grad I1(x+u0)
+            grad = tf.square(g1) + tf.square(g2) + eps  # |grad I1|^2 + eps (Sec. 4.1)
+            rho_c = i1w - g1 * u1 - g2 * u2 - i0
+            fwd_w = tf.gather(fwd, w)
+            div_w = tf.gather(div, w)
 
-            _, u, p_x, p_y = tf.while_loop(
-                lambda n, *_: n < self.iterations,
-                body,
-                (tf.constant(0), u, p_x, p_y),
+            @tf.autograph.experimental.do_not_convert
+            def iteration(n, u1, u2, p11, p12, p21, p22):
+                kf = tf.unstack(tf.gather(fwd_w, n))
+                kd = tf.unstack(tf.gather(div_w, n))
+                rho = rho_c + g1 * u1 + g2 * u2
+                # The three cases of Algorithm 1 in one expression: with r = rho / (|grad I1|^2 + eps),
+                #   rho < -l_t |grad I1|^2  ->  r < -l_t  ->  v = u + l_t grad I1
+                #   rho >  l_t |grad I1|^2  ->  r >  l_t  ->  v = u - l_t grad I1
+                #   otherwise                              ->  v = u - rho grad I1 / (|grad I1|^2 + eps)
+                r = tf.clip_by_value(rho / grad, -l_t, l_t)
+                v1 = u1 - r * g1
+                v2 = u2 - r * g2
+                u1 = v1 + theta * divergence(p11, p12, taps_x=kd[0:2], taps_y=kd[2:4])
+                u2 = v2 + theta * divergence(p21, p22, taps_x=kd[4:6], taps_y=kd[6:8])
+                u1x, u1y = forward_gradient(u1, taps_x=kf[0:2], taps_y=kf[2:4])
+                u2x, u2y = forward_gradient(u2, taps_x=kf[4:6], taps_y=kf[6:8])
+                den1 = 1.0 + taut * tf.sqrt(tf.square(u1x) + tf.square(u1y) + eps)  # Eq. 11
+                den2 = 1.0 + taut * tf.sqrt(tf.square(u2x) + tf.square(u2y) + eps)
+                p11 = (p11 + taut * u1x) / den1
+                p12 = (p12 + taut * u1y) / den1
+                p21 = (p21 + taut * u2x) / den2
+                p22 = (p22 + taut * u2y) / den2
+                return n + 1, u1, u2, p11, p12, p21, p22
+
+            out = tf.while_loop(
+                _less_than(self.iterations), iteration, (tf.constant(0), u1, u2, p11, p12, p21, p22),
                 maximum_iterations=self.iterations,
             )
-        return u
+            return (w + 1, *out[1:])
+
+        out = tf.while_loop(
+            _less_than(self.warps), warp_step, (tf.constant(0), u[..., 0:1], u[..., 1:2], zeros, zeros, zeros, zeros),
+            maximum_iterations=self.warps,
+        )
+        return tf.concat([out[1], out[2]], axis=-1)
 
     # ------------------------------------------------------------------ call
     def call(self, inputs):
@@ -318,10 +324,12 @@ class TVNet(keras.layers.Layer):
         shape = tf.shape(i0)
         batch, height, width = shape[0], shape[1], shape[2]
         sizes = self._level_sizes(height, width)
-        pyr0, pyr1 = [i0], [i1]
+        # both frames go down the pyramid together (stacked on the batch axis)
+        levels = [tf.concat([i0, i1], axis=0)]
         for s in range(1, self.scales):
-            pyr0.append(self._downsample(pyr0[-1], sizes[s]))
-            pyr1.append(self._downsample(pyr1[-1], sizes[s]))
+            levels.append(self._downsample(levels[-1], sizes[s]))
+        pyr0 = [lvl[:batch] for lvl in levels]
+        pyr1 = [lvl[batch:] for lvl in levels]
 
         fwd = tf.cast(tf.convert_to_tensor(self.forward_kernels), tf.float32)
         div = tf.cast(tf.convert_to_tensor(self.divergence_kernels), tf.float32)

@@ -81,6 +81,18 @@ def central_gradient(x, name=None):
         return _zero_first_last(dx, 2), _zero_first_last(dy, 1)
 
 
+def _taps(taps, dtype):
+    """Two taps as a pair of scalars/tensors. A list or tuple is used element-wise (no packing op, so
+    scalar taps multiply without broadcasting, the fast path on CPU); an array/tensor is cast whole and
+    indexed on its first axis."""
+    if isinstance(taps, (list, tuple)):
+        if len(taps) != 2:
+            raise ValueError(f"kernel taps must be two values (k0, k1); got {len(taps)}")
+        return tuple(tf.cast(t, dtype) for t in taps)
+    taps = tf.cast(taps, dtype)
+    return taps[0], taps[1]
+
+
 def forward_gradient(x, taps_x=FORWARD_TAPS, taps_y=FORWARD_TAPS, name=None):
     """Gradient by forward differences, Eq. 4 / 8, with (possibly trainable) kernel taps.
 
@@ -91,8 +103,8 @@ def forward_gradient(x, taps_x=FORWARD_TAPS, taps_y=FORWARD_TAPS, name=None):
     """
     with tf.name_scope(name or "forward_gradient"):
         x = _check(x, "x")
-        kx = tf.cast(taps_x, x.dtype)
-        ky = tf.cast(taps_y, x.dtype)
+        kx = _taps(taps_x, x.dtype)
+        ky = _taps(taps_y, x.dtype)
         dx = kx[0] * x + kx[1] * _next(x, 2)
         dy = ky[0] * x + ky[1] * _next(x, 1)
         return _zero_last(dx, 2), _zero_last(dy, 1)
@@ -109,8 +121,8 @@ def divergence(px, py, taps_x=BACKWARD_TAPS, taps_y=BACKWARD_TAPS, name=None):
     with tf.name_scope(name or "divergence"):
         px = _check(px, "px")
         py = _check(py, "py")
-        kx = tf.cast(taps_x, px.dtype)
-        ky = tf.cast(taps_y, py.dtype)
+        kx = _taps(taps_x, px.dtype)
+        ky = _taps(taps_y, py.dtype)
         # p_hat[i] = p[i-1] (zero first column); p_hat[i+1] = p[i] for i < W-1 and 0 at i = W-1.
         px_m = _zero_last(px, 2)
         py_m = _zero_last(py, 1)
