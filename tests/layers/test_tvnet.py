@@ -38,10 +38,10 @@ def as_batch(*frames):
     return [np.asarray(f, np.float32)[None, ..., None] for f in frames]
 
 
-@pytest.mark.parametrize("warps,iterations", [(1, 50), (3, 15)])
-def test_frozen_matches_numpy_algorithm1(photo_rgb, warps, iterations):
+@pytest.mark.parametrize("warps,iterations,xla", [(1, 50, False), (3, 15, False), (3, 15, True)])
+def test_frozen_matches_numpy_algorithm1(photo_rgb, warps, iterations, xla):
     f0, f1 = photo_pair(photo_rgb)
-    layer = TVNet(warps=warps, iterations=iterations, trainable=False)
+    layer = TVNet(warps=warps, iterations=iterations, trainable=False, xla_iterations=xla)
     flow = layer(as_batch(f0, f1)).numpy()[0]
     assert layer.trainable_weights == []
     u1, u2 = tvl1_single_scale(f0, f1, warps, iterations)
@@ -115,7 +115,8 @@ def test_gradients_finite_on_flat_frames(value):
     assert np.all(np.isfinite(flow.numpy()))
 
 
-def test_training_on_epe_changes_weights_and_lowers_loss():
+@pytest.mark.parametrize("xla", [False, True])
+def test_training_on_epe_changes_weights_and_lowers_loss(xla):
     """Unfrozen: a few steps of fit on the EPE loss (Eq. 14) change the kernels and u0 and lower the loss.
 
     (The paper's Sec. 5.1 uses plain gradient descent at lr 0.05 for 3000 steps; a test has ~20 steps,
@@ -129,7 +130,7 @@ def test_training_on_epe_changes_weights_and_lowers_loss():
 
     a = keras.Input((24, 24, 1))
     b = keras.Input((24, 24, 1))
-    layer = TVNet(iterations=5)
+    layer = TVNet(iterations=5, xla_iterations=xla)
     model = keras.Model([a, b], layer([a, b]))
 
     def epe(y_true, y_pred):
@@ -165,7 +166,10 @@ def test_flow_loss_is_weighted_tvl1_energy_with_fixed_kernels(photo_rgb):
 
 def test_config_round_trip_and_keras_file(tmp_path, photo_rgb):
     f0, f1 = photo_pair(photo_rgb, size=(24, 32))
-    layer = TVNet(scales=2, warps=2, iterations=4, tau=0.2, lbda=0.1, theta=0.25, zfactor=0.6, flow_loss_weight=0.1)
+    layer = TVNet(
+        scales=2, warps=2, iterations=4, tau=0.2, lbda=0.1, theta=0.25, zfactor=0.6, flow_loss_weight=0.1,
+        xla_iterations=True,
+    )
     a = keras.Input((24, 32, 1))
     b = keras.Input((24, 32, 1))
     model = keras.Model([a, b], layer([a, b]))
@@ -241,3 +245,44 @@ def test_bad_call_arguments():
         TVNet(iterations=2)([np.zeros((1, 16, 16, 1)), np.zeros((1, 16, 17, 1))])
     with pytest.raises(ValueError, match="frame1"):
         TVNet(iterations=2)([x, np.zeros((16, 16, 1))])
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_gradient_matches_finite_differences(photo_rgb, xla):
+    """Directional derivatives w.r.t. u0 and the kernels against central differences.
+
+    u0 is set to non-integer values: at u0 = 0 every warp samples exactly on pixel centres, where
+    bilinear interpolation has a kink and one-sided and central differences legitimately disagree.
+    The solver is piecewise smooth (clip, bilinear cells), so the check takes the best of a few step
+    sizes.
+    """
+    f0, f1 = photo_pair(photo_rgb, size=(24, 32))
+    layer = TVNet(scales=2, warps=2, iterations=3, xla_iterations=xla)
+    x = as_batch(f0, f1)
+    layer(x)
+    rng = np.random.default_rng(0)
+    layer.u0.assign(rng.uniform(0.2, 0.8, layer.u0.shape).astype(np.float32) * rng.choice([-1, 1], layer.u0.shape))
+    w_out = tf.constant(rng.normal(size=(1, 24, 32, 2)).astype(np.float32))
+    loss = tf.function(lambda: tf.reduce_sum(layer(x) * w_out))
+
+    @tf.function
+    def gradients():
+        with tf.GradientTape() as tape:
+            value = loss()
+        return tape.gradient(value, layer.trainable_weights)
+
+    grads = gradients()
+    for w, g in zip(layer.trainable_weights, grads):
+        d = rng.normal(size=w.shape).astype(np.float32)
+        analytic = float(tf.reduce_sum(tf.convert_to_tensor(g) * d))
+        base = w.numpy().copy()
+        errors = []
+        for h in (1e-3, 3e-4, 1e-4):
+            w.assign(base + h * d)
+            up = float(loss())
+            w.assign(base - h * d)
+            down = float(loss())
+            w.assign(base)
+            errors.append(abs((up - down) / (2 * h) - analytic) / abs(analytic))
+        assert abs(analytic) > 0.1, w.name
+        assert min(errors) < 0.03, (w.name, analytic, errors)
