@@ -286,3 +286,24 @@ def test_gradient_matches_finite_differences(photo_rgb, xla):
             errors.append(abs((up - down) / (2 * h) - analytic) / abs(analytic))
         assert abs(analytic) > 0.1, w.name
         assert min(errors) < 0.03, (w.name, analytic, errors)
+
+
+def test_pyramid_step_matches_opencv_blur_and_resize(photo_grey):
+    """One pyramid step = Gaussian blur (edge replicated) + bilinear sampling, as OpenCV computes it."""
+    layer = TVNet(scales=2, zfactor=0.5)
+    img = photo_grey[:64, :90]
+    taps = layer._gauss.astype(np.float32)
+    assert np.isclose(taps.sum(), 1.0) and len(taps) == 2 * int(np.ceil(2 * 0.6 * np.sqrt(3))) + 1
+    blurred = cv2.sepFilter2D(img, -1, taps, taps, borderType=cv2.BORDER_REPLICATE)
+    expected = cv2.resize(blurred, (45, 32), interpolation=cv2.INTER_LINEAR)
+    got = layer._downsample(img[None, ..., None], [32, 45]).numpy()[0, ..., 0]
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_whole_layer_under_jit_compile():
+    f0 = smooth_pattern(32, 40)
+    f1 = smooth_pattern(32, 40, 1.5, -1.0)
+    layer = TVNet(scales=2, warps=2, iterations=5, trainable=False)
+    x = as_batch(f0, f1)
+    jit = tf.function(lambda a, b: layer([a, b]), jit_compile=True)
+    np.testing.assert_allclose(jit(*x).numpy(), layer(x).numpy(), atol=1e-3)
