@@ -185,7 +185,7 @@ def make_frame_pair(
     rng = np.random.default_rng(seed)
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     half_diag = math.hypot(cx, cy)
-    a, b = rng.normal(size=2) / half_diag
+    a, b = 1.5 * rng.normal(size=2) / half_diag  # rotation / zoom: visible, non-uniform field
     t = rng.normal(size=2)
     corners = np.array([[-cx, -cy], [cx, -cy], [-cx, cy], [cx, cy]])
     A = np.array([[a, -b], [b, a]])

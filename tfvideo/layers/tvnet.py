@@ -9,7 +9,9 @@ Each iteration is one step of the paper's Algorithm 1 (the dual TV-L1 of Zach et
     u_d   = v_d + theta * div(p_d)                     d = 1, 2             (Eq. 5 / 9)
     p_d   = (p_d + tau/theta grad u_d) / (1 + tau/theta sqrt(|grad u_d|^2 + eps))   (Eq. 4 / 8, 11)
 
-where ``rho_c = I1(x+u0) - grad_I1w . u0 - I0`` is fixed at the start of each warp, and ``I1(x+u0)``
+(in code the three cases are one expression, ``v = u - clip(rho / (|grad_I1w|^2 + eps), -lbda*theta,
+lbda*theta) * grad_I1w``, which is the same function: the clip saturates exactly when ``rho`` passes
+the thresholds), where ``rho_c = I1(x+u0) - grad_I1w . u0 - I0`` is fixed at the start of each warp, and ``I1(x+u0)``
 and ``grad I1(x+u0)`` are re-sampled there by bilinear warping (:func:`tfvideo.ops.backward_warp`,
 i.e. ``dense_image_warp``, Eq. 10). The dual variables ``p`` start at zero at every scale and carry
 over between warps, as in Algorithm 1 and the authors' code.
@@ -108,9 +110,9 @@ def _xla_with_recomputed_gradient(fn):
     does not support. So the backward pass recomputes the forward pass inside one XLA cluster
     (rematerialisation: one extra forward pass per backward pass, cheap once fused).
     """
-    forward = tf.function(fn, jit_compile=True)
+    forward = tf.function(fn, jit_compile=True, autograph=False)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)
     def vjp(args, upstream):
         with tf.GradientTape() as tape:
             tape.watch(args)
