@@ -28,7 +28,9 @@ def test_demo_runs_and_tvnet_beats_zero_flow(tmp_path):
     assert png.exists()
     image = cv2.imread(str(png))
     assert image.shape[:2] == res["png_shape"][:2]
-    assert image.shape[1] > 5 * 96  # five 96-pixel panels side by side, plus the legend
+    # frame0 | frame1 | ground truth | TVNet | OpenCV (96 px each) | square 64-px legend, 4-px gaps
+    assert image.shape[1] == 5 * 96 + 64 + 5 * 4
+    assert image.shape[0] > 64  # the frames plus the label strip
     assert res["epe_tvnet"] < 0.5 * res["epe_zero"], res
     assert res["epe_opencv"] < 0.5 * res["epe_zero"], res
 
@@ -39,3 +41,8 @@ def test_bad_arguments_exit_with_usage_error(argv, tmp_path, capsys):
         demo.main(["--out", str(tmp_path), *argv])
     assert info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_too_small_frame_is_a_value_error():
+    with pytest.raises(ValueError, match="between 32 and"):
+        demo.make_frame_pair(4)

@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default=os.path.join("outputs", "demo_flow"),
                         help="output directory; the PNG is written to OUT/flow_comparison.png")
-    parser.add_argument("--size", type=parse_size, default=parse_size("256"), metavar="W[xH]",
+    parser.add_argument("--size", type=parse_size, default="256", metavar="W[xH]",
                         help=f"frame size: a width (height = width*250/370) or WIDTHxHEIGHT; each side "
                              f"{MIN_SIDE}..{MAX_SIDE} pixels")
     parser.add_argument("--scales", type=_positive_int, default=3, help="TVNet pyramid levels")
@@ -354,7 +354,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     _stage(2, n, f"TVNet {cfg} (frozen: exact TV-L1), tf.function")
     layer = TVNet(scales=args.scales, warps=args.warps, iterations=args.iterations)
     layer.trainable = False
-    fn = tf.function(lambda a, b: layer([a, b]))
+
+    @tf.function
+    def fn(frame0, frame1):
+        return layer([frame0, frame1])
+
     g0 = tf.constant(pair.grey0[None, ..., None], tf.float32)
     g1 = tf.constant(pair.grey1[None, ..., None], tf.float32)
     t0 = time.perf_counter()
