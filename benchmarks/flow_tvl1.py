@@ -15,11 +15,12 @@ Methods
 * ``skimage``: ``skimage.registration.optical_flow_tvl1`` with its defaults (attachment 15, 5 warps,
   10 iterations, pyramid down to ~16 px; bilinear warps), one pair at a time.
 * ``opencv=``: OpenCV's DualTVL1 set to *the same algorithm* as the TVNet configuration on the same
-  line block: S scales of 0.5, W warps, exactly N iterations per warp, no median filter. The two then
+  line block: S scales of ``zfactor`` (0.5 unless ``@z``), W warps, exactly N iterations per warp, no median filter. The two then
   differ only in the warp interpolation (OpenCV bicubic, TVNet bilinear as in the paper, Sec. 4.1) and
   the pyramid smoothing.
 * ``tvnet S-W-N``: a frozen :class:`tfvideo.layers.TVNet` (exact TV-L1) with S scales, W warps and N
-  iterations, in four modes: ``eager`` (layer called directly), ``graph`` (``tf.function``),
+  iterations (``S-W-Nc``: with ``interpolation="bicubic"`` warps instead of the paper's bilinear;
+  ``@z``: pyramid factor ``zfactor=z`` instead of 0.5), in four modes: ``eager`` (layer called directly), ``graph`` (``tf.function``),
   ``graph+xla-it`` (``tf.function`` with ``xla_iterations=True``: each warp's iteration loop is one XLA
   cluster) and ``jit`` (the whole layer under ``tf.function(jit_compile=True)``); batch 1 and 8.
 
@@ -52,7 +53,7 @@ from tfvideo.layers import TVNet  # noqa: E402
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # Configurations that are slow in a mode, skipped unless --all (with the reason printed)
 SLOW_EAGER_ITERS = 300  # total iterations above which eager mode is skipped
-SLOW_JIT_ITERS = 300  # ... and whole-layer XLA (minutes of compilation, gather-heavy warps)
+SLOW_JIT_ITERS = 5000  # ... and whole-layer XLA (compiles in ~10 s for 5-5-50 on 2 cores)
 
 
 def parse_sizes(text):
@@ -69,13 +70,19 @@ def parse_sizes(text):
 
 
 def parse_configs(text):
+    """``"1-1-50,5-5-30c@0.8"`` -> ``[((1, 1, 50), "bilinear", 0.5), ((5, 5, 30), "bicubic", 0.8)]``."""
     configs = []
     for item in text.split(","):
+        body, _, z = item.partition("@")
+        interp = "bicubic" if body.endswith("c") else "bilinear"
         try:
-            s, w, n = (int(v) for v in item.split("-"))
+            s, w, n = (int(v) for v in body.rstrip("c").split("-"))
+            zfactor = float(z) if z else 0.5
         except ValueError:
-            raise SystemExit(f"--configs: expected S-W-N[,S-W-N...], e.g. 1-1-50; got {item!r}") from None
-        configs.append((s, w, n))
+            raise SystemExit(
+                f"--configs: expected S-W-N[c][@zfactor][,...], e.g. 1-1-50 or 5-5-30c@0.8; got {item!r}"
+            ) from None
+        configs.append(((s, w, n), interp, zfactor))
     return configs
 
 
@@ -107,9 +114,9 @@ def opencv_matched(config, zfactor=0.5):
     return solver
 
 
-def run_classical(name, pairs, repeats, config=None):
+def run_classical(name, pairs, repeats, config=None, zfactor=0.5):
     if name in ("opencv", "opencv-matched"):
-        solver = opencv_tvl1() if name == "opencv" else opencv_matched(config)
+        solver = opencv_tvl1() if name == "opencv" else opencv_matched(config, zfactor)
 
         def one(p):
             return solver.calc(p.grey0, p.grey1, None)
@@ -130,9 +137,12 @@ def run_classical(name, pairs, repeats, config=None):
     return dict(first=firsts[0], seconds_per_pair=statistics.mean(steadies), epe=float(np.mean(errors)))
 
 
-def run_tvnet(config, mode, batch, pairs, repeats):
+def run_tvnet(config, mode, batch, pairs, repeats, interpolation="bilinear", zfactor=0.5):
     s, w, n = config
-    layer = TVNet(s, w, n, trainable=False, xla_iterations=(mode == "graph+xla-it"))
+    layer = TVNet(
+        s, w, n, zfactor=zfactor, trainable=False, xla_iterations=(mode == "graph+xla-it"),
+        interpolation=interpolation,
+    )
     frames0 = np.stack([p.grey0 for p in pairs])[..., None].astype(np.float32)
     frames1 = np.stack([p.grey1 for p in pairs])[..., None].astype(np.float32)
     gts = np.stack([p.flow for p in pairs])
@@ -161,7 +171,9 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=3, help="frame pairs per size (different photos/motions)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument(
-        "--configs", default="1-1-50,3-1-10,5-5-50,3-3-10,3-5-10,4-5-20", help="TVNet scales-warps-iterations list"
+        "--configs", default="1-1-50,3-1-10,5-5-50,3-3-10,3-5-10c,4-5-50c,5-5-30c@0.8",
+        help="TVNet scales-warps-iterations list; a trailing 'c' selects bicubic warps and '@z' the "
+        "pyramid factor (e.g. 5-5-30c@0.8, OpenCV's default scale step)"
     )
     parser.add_argument("--modes", default="eager,graph,graph+xla-it,jit", help="TVNet modes to run")
     parser.add_argument("--batches", default="1,8", help="TVNet batch sizes")
@@ -191,28 +203,32 @@ def main(argv=None):
             r = run_classical(name, pairs, args.repeats)
             rows.append(dict(method=name, config="defaults", mode="-", batch=1, **r))
             print(f"  {name:8s} done: {1 / r['seconds_per_pair']:.1f} pairs/s, EPE {r['epe']:.3f}", flush=True)
-        for config in configs:
+        matched = set()
+        for config, interp, zfactor in configs:
             total = config[0] * config[1] * config[2]
-            label = "-".join(map(str, config))
-            r = run_classical("opencv-matched", pairs, args.repeats, config)
-            rows.append(dict(method="opencv=", config=label, mode="-", batch=1, **r))
+            label = "-".join(map(str, config)) + ("" if zfactor == 0.5 else f"@{zfactor:g}")
+            if (config, zfactor) not in matched:
+                matched.add((config, zfactor))
+                r = run_classical("opencv-matched", pairs, args.repeats, config, zfactor)
+                rows.append(dict(method="opencv=", config=label, mode="-", batch=1, **r))
+            if interp == "bicubic":
+                label = label.replace("@", "c@") if "@" in label else label + "c"
             for mode in modes:
                 for batch in batches:
-                    label = "-".join(map(str, config))
                     reason = None
                     if args.quick and mode == "eager" and config != (1, 1, 50):
                         reason = "eager only for 1-1-50 with --quick"
                     elif not args.all and mode == "eager" and total > SLOW_EAGER_ITERS:
                         reason = f"eager with {total} iterations is slow (--all runs it)"
                     elif not args.all and mode == "jit" and total > SLOW_JIT_ITERS:
-                        reason = f"whole-layer XLA with {total} iterations compiles for minutes (--all runs it)"
+                        reason = f"whole-layer XLA with {total} iterations compiles slowly (--all runs it)"
                     elif mode == "eager" and batch > 1 and args.quick:
                         reason = "eager batch 8 skipped with --quick"
                     if reason:
                         rows.append(dict(method="tvnet", config=label, mode=mode, batch=batch, skipped=reason))
                         continue
                     try:
-                        r = run_tvnet(config, mode, batch, pairs, args.repeats)
+                        r = run_tvnet(config, mode, batch, pairs, args.repeats, interp, zfactor)
                     except Exception as err:  # report and go on: one failing mode must not hide the rest
                         reason = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}"
                         rows.append(dict(method="tvnet", config=label, mode=mode, batch=batch, skipped=reason))
@@ -225,18 +241,18 @@ def main(argv=None):
         peer = min(classical, key=lambda r: r["seconds_per_pair"])
         print(f"\n{width}x{height} (peer = {peer['method']}, the faster classical TV-L1: "
               f"{1 / peer['seconds_per_pair']:.1f} pairs/s, EPE {peer['epe']:.3f} px)")
-        header = f"{'method':8s} {'config':9s} {'mode':13s} {'batch':>5s} {'first call':>10s} {'pairs/s':>9s} " \
+        header = f"{'method':8s} {'config':11s} {'mode':13s} {'batch':>5s} {'first call':>10s} {'pairs/s':>9s} " \
                  f"{'EPE px':>7s} {'speed x':>8s} {'EPE x':>6s}"
         print(header)
         print("-" * len(header))
         for r in rows:
             if "skipped" in r:
-                print(f"{r['method']:8s} {r['config']:9s} {r['mode']:13s} {r['batch']:5d}  skipped ({r['skipped']})")
+                print(f"{r['method']:8s} {r['config']:11s} {r['mode']:13s} {r['batch']:5d}  skipped ({r['skipped']})")
                 continue
             speed = peer["seconds_per_pair"] / r["seconds_per_pair"]
             e = f"{r['epe']:7.3f}" if r["epe"] is not None else f"{'':>7s}"
             ratio = f"{r['epe'] / peer['epe']:6.2f}" if r["epe"] is not None else f"{'':>6s}"
-            print(f"{r['method']:8s} {r['config']:9s} {r['mode']:13s} {r['batch']:5d} {r['first']:9.2f}s "
+            print(f"{r['method']:8s} {r['config']:11s} {r['mode']:13s} {r['batch']:5d} {r['first']:9.2f}s "
                   f"{1 / r['seconds_per_pair']:9.1f} {e} {speed:8.1f} {ratio}")
         # TV-L1 equivalent: the fastest TVNet row whose EPE is no worse than a classical solver's
         tv_rows = [r for r in rows if r["method"] == "tvnet" and "skipped" not in r]

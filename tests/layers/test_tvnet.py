@@ -307,3 +307,27 @@ def test_whole_layer_under_jit_compile():
     x = as_batch(f0, f1)
     jit = tf.function(lambda a, b: layer([a, b]), jit_compile=True)
     np.testing.assert_allclose(jit(*x).numpy(), layer(x).numpy(), atol=1e-3)
+
+
+def test_bicubic_tvnet_matches_opencv_dualtvl1_with_the_same_settings():
+    """With bicubic warps TVNet is the classical TV-L1: compare with OpenCV's DualTVL1 set identically
+    (one scale, 3 warps, exactly 20 iterations per warp, no median filter, no early stop). The two differ
+    only at the image border (OpenCV's one-sided gradients there, zero in Eq. 3), so compare inside."""
+    f0 = smooth_pattern(64, 80).astype(np.uint8)
+    f1 = smooth_pattern(64, 80, 0.8, -0.6).astype(np.uint8)
+    solver = cv2.optflow.DualTVL1OpticalFlow_create()
+    solver.setScalesNumber(1)
+    solver.setWarpingsNumber(3)
+    solver.setInnerIterations(20)
+    solver.setOuterIterations(1)
+    solver.setEpsilon(0.0)
+    solver.setMedianFiltering(1)
+    ref = solver.calc(f0, f1, None)
+    inner = (slice(8, -8), slice(8, -8))
+    flows = {
+        interp: TVNet(warps=3, iterations=20, interpolation=interp, trainable=False)(as_batch(f0, f1)).numpy()[0]
+        for interp in ("bilinear", "bicubic")
+    }
+    diff = {k: np.linalg.norm(v - ref, axis=-1)[inner].mean() for k, v in flows.items()}
+    assert diff["bicubic"] < 0.02, diff
+    assert diff["bicubic"] < diff["bilinear"], diff

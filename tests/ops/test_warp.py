@@ -164,3 +164,34 @@ def test_mismatch_detected_at_run_time_with_unknown_shapes():
     fn = tf.function(dense_image_warp, input_signature=spec)
     with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size, height and width"):
         fn(np.zeros((1, 8, 8, 1), np.float32), np.zeros((1, 8, 9, 2), np.float32))
+
+
+def test_bicubic_matches_cv2_remap_cubic(photo_rgb):
+    img = photo_rgb[100:260, 120:320]
+    h, w = img.shape[:2]
+    flow = smooth_random_flow(h, w, amplitude=7.0, seed=2)
+    ours = dense_image_warp(img[None], flow[None], interpolation="bicubic").numpy()[0]
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    ref = cv2.remap(img, xs - flow[..., 1], ys - flow[..., 0], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+    # integer shifts are exact translations with bicubic weights too
+    shift = np.zeros((1, h, w, 2), np.float32)
+    shift[..., 0], shift[..., 1] = 2, -3
+    out = dense_image_warp(img[None], shift, interpolation="bicubic").numpy()[0]
+    np.testing.assert_allclose(out[2:, : w - 3], img[:-2, 3:], atol=1e-3)
+
+
+def test_bicubic_gradient_check():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 1, (1, 6, 7, 2))
+    flow = rng.uniform(0.1, 0.4, (1, 6, 7, 2)) * rng.choice([-1.0, 1.0], (1, 6, 7, 2))
+    theoretical, numerical = tf.test.compute_gradient(
+        lambda a, b: dense_image_warp(a, b, interpolation="bicubic"), [tf.constant(img), tf.constant(flow)], delta=1e-5
+    )
+    for t, n in zip(theoretical, numerical):
+        np.testing.assert_allclose(t, n, atol=1e-6)
+
+
+def test_bad_interpolation_name():
+    with pytest.raises(ValueError, match="interpolation"):
+        dense_image_warp(np.zeros((1, 4, 4, 1), np.float32), np.zeros((1, 4, 4, 2), np.float32), interpolation="cubic")
