@@ -171,7 +171,7 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=3, help="frame pairs per size (different photos/motions)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument(
-        "--configs", default="1-1-50,3-1-10,5-5-50,3-3-10,3-5-10c,4-5-50c,5-5-30c@0.8",
+        "--configs", default="1-1-50,3-1-10,5-5-50,3-3-10,3-5-10c,3-5-40c,4-5-30c,5-5-30c@0.8",
         help="TVNet scales-warps-iterations list; a trailing 'c' selects bicubic warps and '@z' the "
         "pyramid factor (e.g. 5-5-30c@0.8, OpenCV's default scale step)"
     )
