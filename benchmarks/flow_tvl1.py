@@ -47,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfvideo.demo.flow import epe, make_frame_pair, opencv_tvl1  # noqa: E402
+from tfvideo.demo.flow import epe, make_frame_pair, opencv_tvl1, parse_size  # noqa: E402
 from tfvideo.layers import TVNet  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -57,16 +57,11 @@ SLOW_JIT_ITERS = 5000  # ... and whole-layer XLA (compiles in ~10 s for 5-5-50 o
 
 
 def parse_sizes(text):
-    sizes = []
-    for item in text.split(","):
-        try:
-            w, h = (int(v) for v in item.lower().split("x"))
-        except ValueError:
-            raise SystemExit(f"--sizes: expected WxH[,WxH...], e.g. 185x125; got {item!r}") from None
-        if w < 32 or h < 32:
-            raise SystemExit(f"--sizes: each side must be at least 32 pixels; got {item!r}")
-        sizes.append((w, h))
-    return sizes
+    """``"185x125,370x250"`` -> ``[(185, 125), (370, 250)]`` (the demo's size rule for each item)."""
+    try:
+        return [parse_size(item) for item in text.split(",")]
+    except argparse.ArgumentTypeError as err:
+        raise SystemExit(f"--sizes: {err}") from None
 
 
 def parse_configs(text):

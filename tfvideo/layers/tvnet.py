@@ -77,12 +77,17 @@ from tfvideo.ops.warp import backward_warp
 __all__ = ["TVNet", "pyramid_sizes"]
 
 
+def _level_extent(n, level: int, zfactor: float):
+    """Height or width of pyramid ``level``: ``max(2, floor(n * zfactor**level))``; ``n`` an int or a
+    scalar tensor (then an int32 tensor is returned)."""
+    if isinstance(n, numbers.Integral):
+        return max(2, int(math.floor(n * zfactor**level)))
+    return tf.maximum(2, tf.cast(tf.floor(tf.cast(n, tf.float64) * zfactor**level), tf.int32))
+
+
 def pyramid_sizes(height: int, width: int, scales: int, zfactor: float) -> list[tuple[int, int]]:
     """Static pyramid sizes, finest first (the rule documented in the module docstring)."""
-    return [
-        (max(2, int(math.floor(height * zfactor**s))), max(2, int(math.floor(width * zfactor**s))))
-        for s in range(scales)
-    ]
+    return [(_level_extent(height, s, zfactor), _level_extent(width, s, zfactor)) for s in range(scales)]
 
 
 def _gaussian_taps(zfactor: float) -> np.ndarray:
@@ -317,13 +322,10 @@ class TVNet(keras.layers.Layer):
 
     def _level_sizes(self, height, width):
         """Dynamic pyramid sizes, finest first, as int32 (h, w) tensors."""
-        sizes = []
-        for s in range(self.scales):
-            f = self.zfactor**s
-            hs = tf.maximum(2, tf.cast(tf.floor(tf.cast(height, tf.float64) * f), tf.int32))
-            ws = tf.maximum(2, tf.cast(tf.floor(tf.cast(width, tf.float64) * f), tf.int32))
-            sizes.append(tf.stack([hs, ws]))
-        return sizes
+        return [
+            tf.stack([_level_extent(height, s, self.zfactor), _level_extent(width, s, self.zfactor)])
+            for s in range(self.scales)
+        ]
 
     def _iterations(self, fwd_w, div_w, g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22):
         """The ``iterations`` steps of one warp (the while-loop of Algorithm 1).

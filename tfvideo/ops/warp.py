@@ -61,26 +61,34 @@ def _check_rank(t: tf.Tensor, rank: int, arg: str, layout: str) -> None:
         raise ValueError(f"`{arg}` must be a rank-{rank} tensor {layout}; got shape {t.shape}")
 
 
+def _checked(x, arg: str, rank: int, layout: str, last: int | None = None, meaning: str = "") -> tf.Tensor:
+    """``x`` as a float tensor of ``rank``, with an optional fixed last dimension."""
+    x = tf.convert_to_tensor(x)
+    _check_float(x, arg)
+    _check_rank(x, rank, arg, layout)
+    if last is not None and x.shape[-1] is not None and x.shape[-1] != last:
+        raise ValueError(f"`{arg}` must have last dimension {last} {meaning}; got shape {x.shape}")
+    return x
+
+
+def _check_same_sizes(a, b, names, axes) -> None:
+    """Static check that ``a`` and ``b`` agree on ``axes`` (pairs of axis and its name)."""
+    for axis, what in axes:
+        if a.shape[axis] is not None and b.shape[axis] is not None and a.shape[axis] != b.shape[axis]:
+            raise ValueError(
+                f"`{names[0]}` and `{names[1]}` must have the same {what}; got {names[0]} shape {a.shape} "
+                f"and {names[1]} shape {b.shape}"
+            )
+
+
 def _check_grid_and_queries(grid, query_points):
     """Shared argument checks of the interpolation functions; returns the two tensors."""
-    grid = tf.convert_to_tensor(grid)
-    query_points = tf.convert_to_tensor(query_points)
-    _check_float(grid, "grid")
-    _check_float(query_points, "query_points")
-    _check_rank(grid, 4, "grid", "(batch, height, width, channels)")
-    _check_rank(query_points, 3, "query_points", "(batch, n, 2)")
-    if query_points.shape[-1] is not None and query_points.shape[-1] != 2:
-        raise ValueError(
-            f"`query_points` must have last dimension 2 (a coordinate pair); got shape {query_points.shape}"
-        )
+    grid = _checked(grid, "grid", 4, "(batch, height, width, channels)")
+    query_points = _checked(query_points, "query_points", 3, "(batch, n, 2)", 2, "(a coordinate pair)")
     for axis, what in ((1, "height"), (2, "width")):
         if grid.shape[axis] is not None and grid.shape[axis] < 2:
             raise ValueError(f"`grid` {what} must be at least 2 for interpolation; got shape {grid.shape}")
-    if grid.shape[0] is not None and query_points.shape[0] is not None and grid.shape[0] != query_points.shape[0]:
-        raise ValueError(
-            f"`grid` and `query_points` must have the same batch size; got {grid.shape[0]} and "
-            f"{query_points.shape[0]}"
-        )
+    _check_same_sizes(grid, query_points, ("grid", "query_points"), ((0, "batch size"),))
     return grid, query_points
 
 
@@ -210,23 +218,9 @@ def dense_image_warp(image, flow, name: str | None = None, interpolation: str = 
     if interpolation not in ("bilinear", "bicubic"):
         raise ValueError(f"`interpolation` must be 'bilinear' or 'bicubic'; got {interpolation!r}")
     with tf.name_scope(name or "dense_image_warp"):
-        image = tf.convert_to_tensor(image)
-        flow = tf.convert_to_tensor(flow)
-        _check_float(image, "image")
-        _check_float(flow, "flow")
-        _check_rank(image, 4, "image", "(batch, height, width, channels)")
-        _check_rank(flow, 4, "flow", "(batch, height, width, 2) holding (dy, dx)")
-        if flow.shape[-1] is not None and flow.shape[-1] != 2:
-            raise ValueError(
-                f"`flow` must have last dimension 2 holding (dy, dx); got shape {flow.shape}"
-            )
-        for axis, what in ((0, "batch size"), (1, "height"), (2, "width")):
-            a, b = image.shape[axis], flow.shape[axis]
-            if a is not None and b is not None and a != b:
-                raise ValueError(
-                    f"`image` and `flow` must have the same {what}; got image shape {image.shape} and "
-                    f"flow shape {flow.shape}"
-                )
+        image = _checked(image, "image", 4, "(batch, height, width, channels)")
+        flow = _checked(flow, "flow", 4, "(batch, height, width, 2) holding (dy, dx)", 2, "holding (dy, dx)")
+        _check_same_sizes(image, flow, ("image", "flow"), ((0, "batch size"), (1, "height"), (2, "width")))
         shape = tf.shape(image)
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
         if not (image.shape[:3].is_fully_defined() and flow.shape[:3].is_fully_defined()):
