@@ -1,0 +1,1 @@
+"""Video data: decoding, the TFRecord schema, shard writer, dataset adapters, tf.data pipelines."""

@@ -1,0 +1,524 @@
+"""tf.data pipelines from TFRecord shards to ``(inputs, labels)`` batches ready for ``model.fit``.
+
+Builders (all read shards written by :mod:`tfvideo.data.prepare` with the schema of
+:mod:`tfvideo.data.schema`):
+
+=======================  ==========================================  ===============================
+builder                  inputs (uint8 unless said)                  labels
+=======================  ==========================================  ===============================
+:func:`clip_dataset`     ``(B, T, H, W, 3)`` clips of T frames,      class index ``(B,)`` int32
+                         stride s
+:func:`segment_dataset`  ``(B, S, k, H, W, 3)``: TSN, S segments of  class index ``(B,)`` int32
+                         k consecutive frames (k=1 RGB, k=6 for
+                         the 5 flows of a TVNet stack)
+:func:`pair_dataset`     ``(B, 2, H, W, 3)``: (key frame k, frame    label map of frame i
+                         i), 0 <= i - k <= 9 (Deep Feature Flow)     ``(B, H, W)`` int32 + weights
+:func:`dense_dataset`    ``(B, T, H, W, 3)`` clips; for ``colour``   ``flow`` ``(B, T, H, W, 2)``,
+                         the input is grey ``(B, T, H, W, 1)``       ``segmentation`` ``(B, T, H, W)``
+                                                                     or ``colour`` ``(B, T, H, W, 3)``
+=======================  ==========================================  ===============================
+
+Dense targets come as ``(inputs, labels, sample_weight)``: the weight is 0 where the target is
+unknown (invalid flow, label 255 or an unannotated frame), which Keras losses honour.
+
+Training vs evaluation (``training=True/False``)
+  Training samples at random (random clip start, TSN's random offset per segment, random key-frame
+  distance), augments every frame of a sample the same way (``crop``: TSN corner + scale jitter
+  ``"tsn"``, ``"random_resized"``, plain ``"random"`` crop, or ``"center"``; horizontal flip that
+  negates horizontal flow; optional colour jitter), shuffles, and repeats. Evaluation is
+  deterministic: uniformly spaced clips / centred segments, and ``num_crops`` crops (1, 3, 5 or 10)
+  x ``flips`` views per clip. **Multi-view testing** unfolds every video into
+  ``num_clips x num_crops x (2 if flip_views else 1)`` consecutive elements and, with
+  ``with_video_index=True``, ``inputs`` becomes ``{"frames": ..., "video_index": ...}`` (the running
+  index of the video in the reading order) so that scores can be averaged per video
+  (:func:`average_per_video`).
+
+Performance and distribution
+  Files are read with ``interleave`` (``cycle_length`` shards at once, parallel), only the sampled
+  frames' JPEGs are decoded, maps run with ``AUTOTUNE`` parallelism, and batches are prefetched.
+  ``deterministic`` fixes the element order (default: only when a ``seed`` is given); with a seed, a
+  pipeline gives identical batches every time it is built. ``cache=True`` caches the parsed
+  (still-encoded) records in memory, so random sampling still differs per epoch. The dataset starts
+  from the list of shard files, so under ``tf.distribute`` multi-worker strategies the default
+  ``AutoShardPolicy.AUTO`` shards **by file** (each worker reads its own shards; keep at least as
+  many shards as workers); ``MirroredStrategy`` splits each global batch across replicas.
+
+Example
+-------
+>>> ds = clip_dataset("tfrecords/motion", "train", training=True, batch_size=8,
+...                   num_frames=16, size=(80, 80), seed=0)                    # doctest: +SKIP
+>>> frames, labels = next(iter(ds))                                             # doctest: +SKIP
+>>> frames.shape, frames.dtype, labels.shape                                    # doctest: +SKIP
+(TensorShape([8, 16, 80, 80, 3]), tf.uint8, TensorShape([8]))
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+
+import numpy as np
+import tensorflow as tf
+
+from tfvideo.data import augment, sampling, schema
+from tfvideo.data.shards import shard_files
+
+__all__ = ["list_shards", "read_records", "clip_dataset", "segment_dataset", "pair_dataset",
+           "dense_dataset", "average_per_video", "CROPS", "TARGETS"]
+
+CROPS = ("tsn", "random_resized", "random", "center")
+TARGETS = ("flow", "segmentation", "colour")
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+# ---------------------------------------------------------------------------------- reading ----
+def list_shards(data, split=None):
+    """Shard files from a folder (``{split}-*.tfrecord`` inside it), a glob pattern, or a list."""
+    if isinstance(data, (list, tuple)):
+        files = [os.fspath(f) for f in data]
+    elif os.path.isdir(data):
+        if split is None:
+            raise ValueError(f"split is required to pick shards from the folder {data}")
+        files = shard_files(data, split)
+    else:
+        files = sorted(glob.glob(os.fspath(data)))
+    if not files:
+        where = f"{data} (split {split!r})" if split else str(data)
+        raise ValueError(f"no TFRecord shards found in {where}; prepare them with "
+                         "`python -m tfvideo.data.prepare`")
+    return files
+
+
+def read_records(data, split=None, *, training=False, seed=None, deterministic=None,
+                 cycle_length=4, flow=False, segmentation=False, cache=False):
+    """Parsed records (dicts of schema keys, frames still JPEG-encoded) from shards.
+
+    Training shuffles the file order every epoch (seeded when ``seed`` is given).
+    """
+    files = list_shards(data, split)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training and len(files) > 1:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
+                       block_length=1, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(lambda s: schema.parse_sequence_example(s, flow=flow, segmentation=segmentation),
+                num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return ds.cache() if cache else ds
+
+
+def _check_choice(value, choices, arg):
+    if value not in choices:
+        raise ValueError(f"{arg} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def _check_size(size):
+    if isinstance(size, int):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size)):
+        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+    return tuple(int(s) for s in size)
+
+
+class _Options:
+    """The augmentation and reading options shared by every builder."""
+
+    def __init__(self, *, training, size, crop, flip, color_jitter, resize_short_side, num_crops,
+                 flip_views, seed, deterministic, shuffle_buffer, cache, cycle_length):
+        self.training = bool(training)
+        self.size = _check_size(size)
+        _check_choice(crop, CROPS, "crop")
+        self.crop, self.flip = crop, bool(flip)
+        self.color_jitter = dict(color_jitter or {})
+        unknown = set(self.color_jitter) - {"brightness", "contrast", "saturation", "hue"}
+        if unknown:
+            raise ValueError(f"color_jitter keys must be brightness/contrast/saturation/hue, got "
+                             f"{sorted(unknown)}")
+        self.resize_short_side = resize_short_side
+        _check_choice(num_crops, (1, 3, 5, 10), "num_crops")
+        self.num_crops, self.flip_views = num_crops, bool(flip_views)
+        if seed is None:
+            seed = random.randrange(2**31)
+        self.seed = int(seed)
+        self.deterministic = deterministic
+        self.shuffle_buffer, self.cache, self.cycle_length = shuffle_buffer, cache, cycle_length
+
+    @property
+    def views(self):
+        return self.num_crops * (2 if self.flip_views else 1)
+
+    def train_box(self, h, w, seed):
+        if self.crop == "tsn":
+            return augment.tsn_crop_box(h, w, self.size, seed=seed)
+        if self.crop == "random_resized":
+            return augment.random_resized_crop_box(h, w, seed=seed)
+        if self.crop == "random":
+            ys = sampling._randint(seed, h - self.size[0] + 1)
+            xs = sampling._randint(tf.reverse(seed, [0]), w - self.size[1] + 1)
+            return tf.stack([ys, xs, tf.constant(self.size[0]), tf.constant(self.size[1])])
+        return augment.center_crop_box(h, w, self.size)
+
+    def augment(self, sample, seed):
+        """Training augmentation of one sample (same transform for every frame and target)."""
+        seeds = sampling.split_seed(seed, 3)
+        if self.resize_short_side:
+            sample = augment.resize_short_side(sample, self.resize_short_side)
+        hw = tf.shape(sample[augment.FRAMES])[1:3]
+        sample = augment.crop_and_resize(sample, self.train_box(hw[0], hw[1], seeds[0]), self.size)
+        if self.flip:
+            sample = augment.random_flip_left_right(sample, seeds[1])
+        if self.color_jitter:
+            sample[augment.FRAMES] = augment.color_jitter(sample[augment.FRAMES], seed=seeds[2],
+                                                          **self.color_jitter)
+        return sample
+
+    def views_of(self, sample):
+        """Evaluation views: ``num_crops`` crops (x2 with flips), stacked on a new leading axis."""
+        if self.resize_short_side:
+            sample = augment.resize_short_side(sample, self.resize_short_side)
+        hw = tf.shape(sample[augment.FRAMES])[1:3]
+        boxes = augment.view_crop_boxes(hw[0], hw[1], self.size, self.num_crops)
+        views = [augment.crop_and_resize(sample, boxes[i], self.size)
+                 for i in range(self.num_crops)]
+        if self.num_crops == 10:  # TSN's 10-crop: the second five are mirrored
+            views[5:] = [augment.flip_left_right(v) for v in views[5:]]
+        if self.flip_views:
+            views += [augment.flip_left_right(v) for v in views]
+        return {k: tf.stack([v[k] for v in views]) for k in views[0]}
+
+    def finish(self, records, sample_fn, structure, batch_size, *, drop_remainder=None,
+               with_video_index=False):
+        """Sample/decode/augment each record, unfold evaluation views, shuffle, batch, prefetch.
+
+        ``sample_fn(record, seed)`` returns a sample dict whose tensors have a leading *clip* axis
+        (one clip in training; ``num_clips`` in evaluation); ``structure(sample, with_video_index)``
+        turns one clip's sample (plus ``label`` and, in evaluation, ``video_index``) into the
+        model's element.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if self.training:
+            if self.shuffle_buffer:
+                records = records.shuffle(self.shuffle_buffer, seed=self.seed,
+                                          reshuffle_each_iteration=True)
+            records = records.repeat()
+        records = records.enumerate()
+        seed0 = tf.constant(self.seed, tf.int64)
+
+        def per_record(index, record):
+            seeds = sampling.split_seed(tf.stack([seed0, index]), 2)
+            clips = sample_fn(record, seeds[0])
+            label = tf.cast(record[schema.LABEL_INDEX], tf.int32)
+            if self.training:
+                sample = self.augment({k: v[0] for k, v in clips.items()}, seeds[1])
+                sample["label"] = label
+                return structure(sample, False)
+            views = tf.map_fn(self.views_of, clips, fn_output_signature={
+                k: tf.TensorSpec(None, v.dtype) for k, v in clips.items()})
+            flat = {k: tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:]], 0))
+                    for k, v in views.items()}  # (clips * views, ...), clip-major
+            n = tf.shape(flat[augment.FRAMES])[0]
+            flat["video_index"] = tf.fill([n], index)
+            flat["label"] = tf.fill([n], label)
+            return flat
+
+        ds = records.map(per_record, num_parallel_calls=AUTOTUNE, deterministic=self.deterministic)
+        if not self.training:
+            ds = ds.unbatch().map(lambda d: structure(d, with_video_index))
+        drop = self.training if drop_remainder is None else drop_remainder
+        ds = ds.batch(batch_size, drop_remainder=drop)
+        options = tf.data.Options()
+        if self.deterministic is not None:
+            options.deterministic = self.deterministic
+        return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _options(kwargs, **defaults):
+    """Split builder kwargs into _Options arguments (with per-builder defaults) and the rest."""
+    names = ("training", "size", "crop", "flip", "color_jitter", "resize_short_side", "num_crops",
+             "flip_views", "seed", "deterministic", "shuffle_buffer", "cache", "cycle_length")
+    values = dict(crop="random", flip=True, color_jitter=None, resize_short_side=None, num_crops=1,
+                  flip_views=False, seed=None, deterministic=None, shuffle_buffer=256, cache=False,
+                  cycle_length=4)
+    values.update(defaults)
+    values.update({k: kwargs.pop(k) for k in names if k in kwargs})
+    missing = [k for k in ("training", "size") if k not in values]
+    if missing:
+        raise TypeError(f"missing keyword argument(s): {', '.join(missing)}")
+    if values["deterministic"] is None and values["seed"] is not None:
+        values["deterministic"] = True
+    return _Options(**values)
+
+
+def _gather_frames(record, indices):
+    """Decode only the frames at ``indices`` (any shape) -> ``indices.shape + (H, W, 3)``."""
+    flat = tf.reshape(indices, [-1])
+    frames = schema.decode_frames(tf.gather(record[schema.IMAGE], flat))
+    return tf.reshape(frames, tf.concat([tf.shape(indices), tf.shape(frames)[1:]], 0))
+
+
+def _lookup(frame_index, indices):
+    """Position of each of ``indices`` in ``frame_index`` (0 if absent) and whether it is there."""
+    match = tf.equal(tf.cast(indices, tf.int64)[..., None], frame_index)
+    return tf.argmax(tf.cast(match, tf.int32), axis=-1, output_type=tf.int32), \
+        tf.reduce_any(match, axis=-1)
+
+
+def _record_hw(record):
+    return tf.cast(record[schema.HEIGHT], tf.int32), tf.cast(record[schema.WIDTH], tf.int32)
+
+
+def _flows_at(record, indices):
+    """Flows starting at frames ``indices`` (C, T): ``(C, T, H, W, 2)`` + validity ``(C, T, H, W)``."""
+    pos, found = _lookup(record[schema.FLOW_INDEX], indices)
+    h, w = _record_hw(record)
+    count = tf.shape(record[schema.FLOW])[0]
+
+    def decode():
+        flow, valid = schema.decode_flows(tf.gather(record[schema.FLOW], tf.reshape(pos, [-1])),
+                                          h, w)
+        shape = tf.concat([tf.shape(indices), [h, w]], 0)
+        return (tf.reshape(flow, tf.concat([shape, [2]], 0)),
+                tf.reshape(valid, shape) & found[..., None, None])
+
+    def empty():
+        shape = tf.concat([tf.shape(indices), [h, w]], 0)
+        return tf.zeros(tf.concat([shape, [2]], 0)), tf.zeros(shape, tf.bool)
+
+    return tf.cond(count > 0, decode, empty)
+
+
+def _labels_at(record, indices):
+    """Label maps of frames ``indices`` (any shape) -> ``indices.shape + (H, W)``, 255 if none."""
+    pos, found = _lookup(record[schema.SEGMENTATION_INDEX], indices)
+    h, w = _record_hw(record)
+    count = tf.shape(record[schema.SEGMENTATION])[0]
+    shape = tf.concat([tf.shape(indices), [h, w]], 0)
+
+    def decode():
+        maps = schema.decode_segmentations(
+            tf.gather(record[schema.SEGMENTATION], tf.reshape(pos, [-1])))
+        maps = tf.reshape(maps, shape)
+        return tf.where(found[..., None, None], maps, tf.cast(schema.IGNORE_LABEL, tf.uint8))
+
+    return tf.cond(count > 0, decode,
+                   lambda: tf.fill(shape, tf.cast(schema.IGNORE_LABEL, tf.uint8)))
+
+
+def _with_index(inputs, sample, with_video_index):
+    if with_video_index:
+        return {"frames": inputs, "video_index": sample["video_index"]}
+    return inputs
+
+
+# --------------------------------------------------------------------------------- builders ----
+def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_clips=1,
+                 with_video_index=False, drop_remainder=None, **options):
+    """Clips of ``num_frames`` frames every ``stride`` frames, labelled with the video's class.
+
+    Training: one clip per video with a random start. Evaluation: ``num_clips`` clips with
+    uniformly spaced starts (:func:`tfvideo.data.sampling.clip_indices`) x views.
+
+    Args:
+      data: shard folder (with ``split``), glob pattern or list of files.
+      batch_size: global batch size (``tf.distribute`` splits it across replicas).
+      training, size (required), crop (``"random"``), flip, color_jitter (dict of strengths),
+      resize_short_side, num_crops, flip_views, seed, deterministic, shuffle_buffer, cache,
+      cycle_length: see the module doc.
+
+    Returns:
+      ``tf.data.Dataset`` of ``(frames uint8 (B, T, H, W, 3), label int32 (B,))``.
+    """
+    opts = _options(options)
+    if options:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
+
+    def sample_fn(record, seed):
+        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+        idx = sampling.clip_indices(n, num_frames, stride, training=opts.training,
+                                    num_clips=1 if opts.training else num_clips, seed=seed)
+        return {augment.FRAMES: _gather_frames(record, tf.reshape(idx, [-1, num_frames]))}
+
+    def structure(sample, with_index):
+        frames = tf.ensure_shape(sample[augment.FRAMES], [num_frames, *opts.size, 3])
+        return _with_index(frames, sample, with_index), sample["label"]
+
+    records = read_records(data, split, training=opts.training, seed=opts.seed,
+                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
+                           cache=opts.cache)
+    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                       with_video_index=with_video_index)
+
+
+def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_segment=1,
+                    with_video_index=False, drop_remainder=None, **options):
+    """TSN sampling: ``num_segments`` segments of ``frames_per_segment`` consecutive frames.
+
+    Training: a random snippet in each segment, TSN augmentation (``crop="tsn"`` by default: corner
+    cropping and scale jitter, Wang et al. 2016 Sec. 3.2) and flips. Evaluation: the centre snippet
+    of each segment (TVNet tests on 25 stacks: ``num_segments=25``) x views (``num_crops=5,
+    flip_views=True`` is the paper's centre + 4 corners + flips).
+
+    Returns:
+      ``tf.data.Dataset`` of ``(frames uint8 (B, S, k, H, W, 3), label int32 (B,))``.
+    """
+    opts = _options(options, crop="tsn")
+    if options:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
+    s, k = int(num_segments), int(frames_per_segment)
+
+    def sample_fn(record, seed):
+        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+        idx = sampling.segment_indices(n, s, k, training=opts.training, seed=seed)
+        return {augment.FRAMES: _gather_frames(record, tf.reshape(idx, [1, s * k]))}
+
+    def structure(sample, with_index):
+        frames = sample[augment.FRAMES]
+        frames = tf.reshape(frames, tf.concat([[s, k], tf.shape(frames)[1:]], 0))
+        frames = tf.ensure_shape(frames, [s, k, *opts.size, 3])
+        return _with_index(frames, sample, with_index), sample["label"]
+
+    records = read_records(data, split, training=opts.training, seed=opts.seed,
+                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
+                           cache=opts.cache)
+    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                       with_video_index=with_video_index)
+
+
+def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=None,
+                 with_video_index=False, drop_remainder=None, **options):
+    """Deep Feature Flow pairs: (key frame k, annotated frame i) with ``0 <= i - k <= max_offset``.
+
+    Training: a random annotated frame of the video and a random distance (Zhu et al. 2017, Sec. 4).
+    Evaluation: every annotated frame at every distance in ``eval_offsets`` (default
+    ``0..max_offset``: with key frames every ``max_offset + 1`` frames, each distance is equally
+    likely, so the mean over them is the expected accuracy), each as its own element.
+
+    Returns:
+      ``(frames uint8 (B, 2, H, W, 3) [key, current], labels int32 (B, H, W),
+      weights float32 (B, H, W))``; labels 255 (ignore) become 0 with weight 0.
+    """
+    opts = _options(options)
+    if options:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
+    offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in
+                                                                          eval_offsets]
+    if not offsets or min(offsets) < 0:
+        raise ValueError(f"eval_offsets must be non-negative ints, got {eval_offsets!r}")
+
+    def sample_fn(record, seed):
+        annotated = tf.cast(record[schema.SEGMENTATION_INDEX], tf.int32)
+        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+        tf.debugging.assert_positive(tf.size(annotated), message=(
+            "pair_dataset needs records with segmentation labels (segmentation/frame_index)"))
+        if opts.training:
+            seeds = sampling.split_seed(seed, 2)
+            i = tf.gather(annotated, sampling._randint(seeds[0], tf.size(annotated)))
+            pairs = sampling.frame_pair_indices(n, i, max_offset=max_offset, training=True,
+                                                seed=seeds[1])[None]
+        else:
+            i, d = tf.meshgrid(annotated, tf.constant(offsets, tf.int32), indexing="ij")
+            i, d = tf.reshape(i, [-1]), tf.reshape(d, [-1])
+            pairs = tf.stack([i - tf.minimum(d, i), i], axis=1)
+        return {augment.FRAMES: _gather_frames(record, pairs),
+                augment.SEGMENTATION: _labels_at(record, pairs[:, 1:])}
+
+    def structure(sample, with_index):
+        labels = tf.ensure_shape(tf.cast(sample[augment.SEGMENTATION][0], tf.int32), opts.size)
+        known = labels != schema.IGNORE_LABEL
+        frames = tf.ensure_shape(sample[augment.FRAMES], [2, *opts.size, 3])
+        return (_with_index(frames, sample, with_index),
+                tf.where(known, labels, 0), tf.cast(known, tf.float32))
+
+    records = read_records(data, split, training=opts.training, seed=opts.seed,
+                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
+                           segmentation=True, cache=opts.cache)
+    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                       with_video_index=with_video_index)
+
+
+def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride=1, num_clips=1,
+                  with_video_index=False, drop_remainder=None, **options):
+    """Clips with per-frame dense targets aligned with the frames (V2V, Sec. 4-6 of seed 000).
+
+    ``target``:
+      * ``"flow"``: the flow from each sampled frame ``t`` to ``t + 1`` (stored ``flow/encoded``),
+        ``(B, T, H, W, 2)`` float32 in pixels at the output size (scaled with the crop, ``u``
+        negated by flips); weight 0 where unknown or not stored (e.g. the last frame).
+      * ``"segmentation"``: label maps ``(B, T, H, W)`` int32; weight 0 on 255 and on frames
+        without labels.
+      * ``"colour"``: inputs are the grey clip ``(B, T, H, W, 1)`` uint8 (ITU-R BT.601 luma), labels
+        the RGB clip ``(B, T, H, W, 3)`` uint8; weight 1.
+
+    Returns:
+      ``(inputs, labels, sample_weight float32 (B, T, H, W))``.
+    """
+    _check_choice(target, TARGETS, "target")
+    opts = _options(options)
+    if options:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
+
+    def sample_fn(record, seed):
+        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+        idx = sampling.clip_indices(n, num_frames, stride, training=opts.training,
+                                    num_clips=1 if opts.training else num_clips, seed=seed)
+        idx = tf.reshape(idx, [-1, num_frames])
+        sample = {augment.FRAMES: _gather_frames(record, idx)}
+        if target == "flow":
+            sample[augment.FLOW], sample[augment.FLOW_VALID] = _flows_at(record, idx)
+        elif target == "segmentation":
+            sample[augment.SEGMENTATION] = _labels_at(record, idx)
+        return sample
+
+    def structure(sample, with_index):
+        frames = tf.ensure_shape(sample[augment.FRAMES], [num_frames, *opts.size, 3])
+        if target == "flow":
+            return (_with_index(frames, sample, with_index),
+                    tf.ensure_shape(sample[augment.FLOW], [num_frames, *opts.size, 2]),
+                    tf.cast(sample[augment.FLOW_VALID], tf.float32))
+        if target == "segmentation":
+            labels = tf.ensure_shape(tf.cast(sample[augment.SEGMENTATION], tf.int32),
+                                     [num_frames, *opts.size])
+            known = labels != schema.IGNORE_LABEL
+            return (_with_index(frames, sample, with_index), tf.where(known, labels, 0),
+                    tf.cast(known, tf.float32))
+        grey = tf.saturate_cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(frames, tf.float32))),
+                                tf.uint8)
+        return (_with_index(grey, sample, with_index), frames,
+                tf.ones(tf.shape(frames)[:-1], tf.float32))
+
+    records = read_records(data, split, training=opts.training, seed=opts.seed,
+                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
+                           flow=target == "flow", segmentation=target == "segmentation",
+                           cache=opts.cache)
+    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                       with_video_index=with_video_index)
+
+
+def average_per_video(scores, video_index, labels=None):
+    """Average view scores per video (multi-view testing).
+
+    Args:
+      scores: ``(N, C)`` array of per-view scores (e.g. logits or probabilities).
+      video_index: ``(N,)`` video index of each view (``inputs["video_index"]``).
+      labels: optional ``(N,)`` labels of the views (all views of a video share the label).
+
+    Returns:
+      ``(video_ids (V,), mean_scores (V, C))`` or, with ``labels``,
+      ``(video_ids, mean_scores, video_labels (V,))``; videos in increasing index order.
+    """
+    scores, video_index = np.asarray(scores, np.float64), np.asarray(video_index).reshape(-1)
+    if scores.ndim != 2 or len(scores) != len(video_index):
+        raise ValueError(f"scores must be (N, C) with N = len(video_index) = {len(video_index)}, "
+                         f"got {scores.shape}")
+    ids, inverse = np.unique(video_index, return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]))
+    np.add.at(sums, inverse, scores)
+    means = sums / np.bincount(inverse)[:, None]
+    if labels is None:
+        return ids, means
+    labels = np.asarray(labels).reshape(-1)
+    video_labels = np.zeros(len(ids), labels.dtype)
+    video_labels[inverse] = labels
+    return ids, means, video_labels
