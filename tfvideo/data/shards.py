@@ -16,6 +16,8 @@ Layout of an output folder::
   skipped files with their reasons.
 * Re-running skips the shards that the manifest records with the same ids and settings; ``overwrite``
   rewrites everything. Settings that differ from those recorded are an error unless ``overwrite``.
+* Records are serialised deterministically (sorted map keys): the same items give byte-identical
+  shards, whatever the number of workers.
 * Decoding runs in ``workers`` processes (``spawn``: safe with TensorFlow loaded); the main process
   writes records in order and shows a progress bar with ETA.
 
@@ -87,7 +89,7 @@ def _encode(args):
         example = schema.make_sequence_example(
             label=item.label, label_text=item.label_text, video_id=item.video_id,
             jpeg_quality=jpeg_quality, **fields)
-        return True, example.SerializeToString(), len(fields["frames"])
+        return True, example.SerializeToString(deterministic=True), len(fields["frames"])
     except ReadError as err:
         return False, err.reason, 0
     except Exception as err:  # a file that breaks a decoder in an unexpected way: skip, list, go on
