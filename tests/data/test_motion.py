@@ -289,3 +289,13 @@ def test_per_frame_scale_tilt_and_appearance_do_not_depend_on_class():
     assert all(abs(v / pooled - 1) < 0.2 for v in sharp.values()), sharp
     pooled = np.mean(list(colour.values()), 0)
     assert all(np.abs(v - pooled).max() < 15 for v in colour.values()), colour
+
+
+def test_preview_sheet_has_one_row_per_class(tmp_path):
+    import cv2
+
+    from tfvideo.data.motion import preview
+
+    path = preview(str(tmp_path / "sheet.png"), num_frames=3, size=(24, 32))
+    sheet = cv2.imread(path)
+    assert sheet is not None and sheet.shape[0] >= 8 * 24 and sheet.shape[1] >= 5 * 24

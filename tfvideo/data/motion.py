@@ -112,7 +112,7 @@ import numpy as np
 __all__ = [
     "CLASSES", "PHOTOS", "VERSION", "SPLITS_DIR", "ClipSpec", "load_photo", "clip_spec",
     "frame_transform", "make_clip", "exact_flow", "clip_flows", "video_name", "generate_motion",
-    "build_parser", "main",
+    "build_parser", "main", "preview",
 ]
 
 #: Class names, sorted: label index = position.
@@ -609,7 +609,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="regenerate even if OUT already holds the same dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--preview", metavar="PNG",
+                        help="also write a contact sheet (one row per class: frames, difference, "
+                             "exact flow) to this PNG")
     return parser
+
+
+def preview(path, *, seed: int = 0, index: int = 0, num_frames: int = 24, size=(96, 128),
+            max_flow: float = 3.0) -> str:
+    """Write a PNG contact sheet: one row per class with its first and last frame, the frame
+    difference, and the exact flow between frames 0 and 1 (Middlebury colours, saturating at
+    ``max_flow`` px, legend in the last column). Returns the path."""
+    from tfvideo.viz import flow_image, flow_legend, save_png, side_by_side
+
+    rows = []
+    for name in CLASSES:
+        spec = clip_spec(name, seed=seed, index=index, num_frames=num_frames, size=size)
+        clip = make_clip(spec)
+        diff = np.abs(clip[-1].astype(np.int16) - clip[0]).astype(np.uint8)
+        legend = flow_legend(min(size))
+        rows.append(side_by_side(
+            [clip[0], clip[-1], diff, flow_image(exact_flow(spec, 0), max_flow=max_flow), legend],
+            labels=[f"{name}: t=0", f"t={num_frames - 1}", "|difference|", "exact flow 0->1",
+                    f"{max_flow:g} px"]))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return save_png(path, np.concatenate(rows, axis=0))
 
 
 def main(argv=None) -> dict:
@@ -623,6 +648,8 @@ def main(argv=None) -> dict:
                             progress=not args.no_progress)
     except ValueError as err:
         parser.error(str(err))
+    if args.preview:
+        print(f"preview: {preview(args.preview, seed=args.seed, num_frames=args.num_frames, size=args.size)}")
     h, w = s["size"]
     print(f"motion: {'already complete, skipped' if s['skipped'] else 'wrote'} {s['num_videos']} videos "
           f"({len(CLASSES)} classes x {s['videos_per_class']}, {s['num_frames']} frames {h}x{w}, seed "
