@@ -29,8 +29,8 @@ Training vs evaluation (``training=True/False``)
   deterministic: uniformly spaced clips / centred segments, and ``num_crops`` crops (1, 3, 5 or 10)
   x ``flips`` views per clip. **Multi-view testing** unfolds every video into
   ``num_clips x num_crops x (2 if flip_views else 1)`` consecutive elements and, with
-  ``with_video_index=True``, ``inputs`` becomes ``{"frames": ..., "video_index": ...}`` (the running
-  index of the video in the reading order) so that scores can be averaged per video
+  ``with_video_id=True``, ``inputs`` becomes ``{"frames": ..., "video_id": ...}`` (the ``video/id``
+  string of the record, unique within a dataset) so that scores can be averaged per video
   (:func:`average_per_video`).
 
 Performance and distribution
@@ -188,12 +188,12 @@ class _Options:
         return {k: tf.stack([v[k] for v in views]) for k in views[0]}
 
     def finish(self, records, sample_fn, structure, batch_size, *, drop_remainder=None,
-               with_video_index=False):
+               with_video_id=False):
         """Sample/decode/augment each record, unfold evaluation views, shuffle, batch, prefetch.
 
         ``sample_fn(record, seed)`` returns a sample dict whose tensors have a leading *clip* axis
-        (one clip in training; ``num_clips`` in evaluation); ``structure(sample, with_video_index)``
-        turns one clip's sample (plus ``label`` and, in evaluation, ``video_index``) into the
+        (one clip in training; ``num_clips`` in evaluation); ``structure(sample, with_video_id)``
+        turns one clip's sample (plus ``label`` and, in evaluation, ``video_id``) into the
         model's element.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -203,11 +203,17 @@ class _Options:
                 records = records.shuffle(self.shuffle_buffer, seed=self.seed,
                                           reshuffle_each_iteration=True)
             records = records.repeat()
-        records = records.enumerate()
-        seed0 = tf.constant(self.seed, tf.int64)
+            # One seed per record, drawn by a *sequential* stateful op (deterministic given the
+            # order) and mixed with the video id. Not enumerate(): a second source (range) would
+            # stop tf.distribute from sharding the pipeline by file.
+            records = records.map(lambda r: (tf.random.uniform(
+                [], 0, 2**62, tf.int64, seed=self.seed), r))
+        else:
+            records = records.map(lambda r: (tf.constant(0, tf.int64), r))
 
-        def per_record(index, record):
-            seeds = sampling.split_seed(tf.stack([seed0, index]), 2)
+        def per_record(draw, record):
+            key = tf.strings.to_hash_bucket_fast(record[schema.VIDEO_ID], 2**62)
+            seeds = sampling.split_seed(tf.stack([draw, key]), 2)
             clips = sample_fn(record, seeds[0])
             label = tf.cast(record[schema.LABEL_INDEX], tf.int32)
             if self.training:
@@ -219,13 +225,13 @@ class _Options:
             flat = {k: tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:]], 0))
                     for k, v in views.items()}  # (clips * views, ...), clip-major
             n = tf.shape(flat[augment.FRAMES])[0]
-            flat["video_index"] = tf.fill([n], index)
+            flat["video_id"] = tf.fill([n], record[schema.VIDEO_ID])
             flat["label"] = tf.fill([n], label)
             return flat
 
         ds = records.map(per_record, num_parallel_calls=AUTOTUNE, deterministic=self.deterministic)
         if not self.training:
-            ds = ds.unbatch().map(lambda d: structure(d, with_video_index))
+            ds = ds.unbatch().map(lambda d: structure(d, with_video_id))
         drop = self.training if drop_remainder is None else drop_remainder
         ds = ds.batch(batch_size, drop_remainder=drop)
         options = tf.data.Options()
@@ -306,15 +312,15 @@ def _labels_at(record, indices):
                    lambda: tf.fill(shape, tf.cast(schema.IGNORE_LABEL, tf.uint8)))
 
 
-def _with_index(inputs, sample, with_video_index):
-    if with_video_index:
-        return {"frames": inputs, "video_index": sample["video_index"]}
+def _with_id(inputs, sample, with_video_id):
+    if with_video_id:
+        return {"frames": inputs, "video_id": sample["video_id"]}
     return inputs
 
 
 # --------------------------------------------------------------------------------- builders ----
 def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_clips=1,
-                 with_video_index=False, drop_remainder=None, **options):
+                 with_video_id=False, drop_remainder=None, **options):
     """Clips of ``num_frames`` frames every ``stride`` frames, labelled with the video's class.
 
     Training: one clip per video with a random start. Evaluation: ``num_clips`` clips with
@@ -340,19 +346,19 @@ def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_c
                                     num_clips=1 if opts.training else num_clips, seed=seed)
         return {augment.FRAMES: _gather_frames(record, tf.reshape(idx, [-1, num_frames]))}
 
-    def structure(sample, with_index):
+    def structure(sample, with_id):
         frames = tf.ensure_shape(sample[augment.FRAMES], [num_frames, *opts.size, 3])
-        return _with_index(frames, sample, with_index), sample["label"]
+        return _with_id(frames, sample, with_id), sample["label"]
 
     records = read_records(data, split, training=opts.training, seed=opts.seed,
                            deterministic=opts.deterministic, cycle_length=opts.cycle_length,
                            cache=opts.cache)
     return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_index=with_video_index)
+                       with_video_id=with_video_id)
 
 
 def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_segment=1,
-                    with_video_index=False, drop_remainder=None, **options):
+                    with_video_id=False, drop_remainder=None, **options):
     """TSN sampling: ``num_segments`` segments of ``frames_per_segment`` consecutive frames.
 
     Training: a random snippet in each segment, TSN augmentation (``crop="tsn"`` by default: corner
@@ -373,21 +379,21 @@ def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_
         idx = sampling.segment_indices(n, s, k, training=opts.training, seed=seed)
         return {augment.FRAMES: _gather_frames(record, tf.reshape(idx, [1, s * k]))}
 
-    def structure(sample, with_index):
+    def structure(sample, with_id):
         frames = sample[augment.FRAMES]
         frames = tf.reshape(frames, tf.concat([[s, k], tf.shape(frames)[1:]], 0))
         frames = tf.ensure_shape(frames, [s, k, *opts.size, 3])
-        return _with_index(frames, sample, with_index), sample["label"]
+        return _with_id(frames, sample, with_id), sample["label"]
 
     records = read_records(data, split, training=opts.training, seed=opts.seed,
                            deterministic=opts.deterministic, cycle_length=opts.cycle_length,
                            cache=opts.cache)
     return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_index=with_video_index)
+                       with_video_id=with_video_id)
 
 
 def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=None,
-                 with_video_index=False, drop_remainder=None, **options):
+                 with_video_id=False, drop_remainder=None, **options):
     """Deep Feature Flow pairs: (key frame k, annotated frame i) with ``0 <= i - k <= max_offset``.
 
     Training: a random annotated frame of the video and a random distance (Zhu et al. 2017, Sec. 4).
@@ -424,22 +430,22 @@ def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=Non
         return {augment.FRAMES: _gather_frames(record, pairs),
                 augment.SEGMENTATION: _labels_at(record, pairs[:, 1:])}
 
-    def structure(sample, with_index):
+    def structure(sample, with_id):
         labels = tf.ensure_shape(tf.cast(sample[augment.SEGMENTATION][0], tf.int32), opts.size)
         known = labels != schema.IGNORE_LABEL
         frames = tf.ensure_shape(sample[augment.FRAMES], [2, *opts.size, 3])
-        return (_with_index(frames, sample, with_index),
+        return (_with_id(frames, sample, with_id),
                 tf.where(known, labels, 0), tf.cast(known, tf.float32))
 
     records = read_records(data, split, training=opts.training, seed=opts.seed,
                            deterministic=opts.deterministic, cycle_length=opts.cycle_length,
                            segmentation=True, cache=opts.cache)
     return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_index=with_video_index)
+                       with_video_id=with_video_id)
 
 
 def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride=1, num_clips=1,
-                  with_video_index=False, drop_remainder=None, **options):
+                  with_video_id=False, drop_remainder=None, **options):
     """Clips with per-frame dense targets aligned with the frames (V2V, Sec. 4-6 of seed 000).
 
     ``target``:
@@ -471,21 +477,21 @@ def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride
             sample[augment.SEGMENTATION] = _labels_at(record, idx)
         return sample
 
-    def structure(sample, with_index):
+    def structure(sample, with_id):
         frames = tf.ensure_shape(sample[augment.FRAMES], [num_frames, *opts.size, 3])
         if target == "flow":
-            return (_with_index(frames, sample, with_index),
+            return (_with_id(frames, sample, with_id),
                     tf.ensure_shape(sample[augment.FLOW], [num_frames, *opts.size, 2]),
                     tf.cast(sample[augment.FLOW_VALID], tf.float32))
         if target == "segmentation":
             labels = tf.ensure_shape(tf.cast(sample[augment.SEGMENTATION], tf.int32),
                                      [num_frames, *opts.size])
             known = labels != schema.IGNORE_LABEL
-            return (_with_index(frames, sample, with_index), tf.where(known, labels, 0),
+            return (_with_id(frames, sample, with_id), tf.where(known, labels, 0),
                     tf.cast(known, tf.float32))
         grey = tf.saturate_cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(frames, tf.float32))),
                                 tf.uint8)
-        return (_with_index(grey, sample, with_index), frames,
+        return (_with_id(grey, sample, with_id), frames,
                 tf.ones(tf.shape(frames)[:-1], tf.float32))
 
     records = read_records(data, split, training=opts.training, seed=opts.seed,
@@ -493,26 +499,27 @@ def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride
                            flow=target == "flow", segmentation=target == "segmentation",
                            cache=opts.cache)
     return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_index=with_video_index)
+                       with_video_id=with_video_id)
 
 
-def average_per_video(scores, video_index, labels=None):
+def average_per_video(scores, video_ids, labels=None):
     """Average view scores per video (multi-view testing).
 
     Args:
       scores: ``(N, C)`` array of per-view scores (e.g. logits or probabilities).
-      video_index: ``(N,)`` video index of each view (``inputs["video_index"]``).
+      video_ids: ``(N,)`` video of each view (``inputs["video_id"]``: strings or bytes; any
+        hashable, sortable ids work).
       labels: optional ``(N,)`` labels of the views (all views of a video share the label).
 
     Returns:
-      ``(video_ids (V,), mean_scores (V, C))`` or, with ``labels``,
-      ``(video_ids, mean_scores, video_labels (V,))``; videos in increasing index order.
+      ``(ids (V,), mean_scores (V, C))`` or, with ``labels``, ``(ids, mean_scores,
+      video_labels (V,))``; videos in sorted id order.
     """
-    scores, video_index = np.asarray(scores, np.float64), np.asarray(video_index).reshape(-1)
-    if scores.ndim != 2 or len(scores) != len(video_index):
-        raise ValueError(f"scores must be (N, C) with N = len(video_index) = {len(video_index)}, "
+    scores, video_ids = np.asarray(scores, np.float64), np.asarray(video_ids).reshape(-1)
+    if scores.ndim != 2 or len(scores) != len(video_ids):
+        raise ValueError(f"scores must be (N, C) with N = len(video_ids) = {len(video_ids)}, "
                          f"got {scores.shape}")
-    ids, inverse = np.unique(video_index, return_inverse=True)
+    ids, inverse = np.unique(video_ids, return_inverse=True)
     sums = np.zeros((len(ids), scores.shape[1]))
     np.add.at(sums, inverse, scores)
     means = sums / np.bincount(inverse)[:, None]
