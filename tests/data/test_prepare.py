@@ -73,3 +73,36 @@ def test_motion_is_generated_and_read_through_the_hmdb51_code(tmp_path):
     labels = {v: label for v, (label, _) in got.items()}
     assert labels == {v: summary["classes"].index(v.split("/")[0]) for v in got}
     assert np.std([f.mean() for _, f in got.values()]) > 0  # real photographs, not blanks
+
+
+def test_sintel_shards_feed_dense_flow_clips(tmp_path):
+    """Sintel tree -> prepare -> dense_dataset: flows come back as written (float16 precision),
+    invalid pixels with weight 0."""
+    from tests.data.test_flow_sets import _sintel
+    from tfvideo.data import pipeline
+
+    frames, flows, masks = _sintel(str(tmp_path / "src"), np.random.default_rng(0), n=4)
+    summary = prepare("sintel", str(tmp_path / "out"), str(tmp_path / "src"), progress=False,
+                      log=None)
+    assert summary["videos"] == 1
+    ds = pipeline.dense_dataset(str(tmp_path / "out"), "train", target="flow", training=False,
+                                batch_size=1, num_frames=3, size=frames.shape[1:3], crop="center")
+    _, got, weight = next(iter(ds))
+    np.testing.assert_array_equal(weight[0].numpy(), ~masks)
+    np.testing.assert_allclose(got[0].numpy()[~masks], flows[~masks], rtol=2**-11, atol=1e-6)
+
+
+def test_cityscapes_shards_feed_frame_pairs(tmp_path):
+    from tests.data.test_segmentation_sets import _city_snippet
+    from tfvideo.data import pipeline
+
+    label = _city_snippet(str(tmp_path / "src"), "000000", 19, np.random.default_rng(1))
+    prepare("cityscapes", str(tmp_path / "out"), str(tmp_path / "src"), progress=False, log=None)
+    ds = pipeline.pair_dataset(str(tmp_path / "out"), "train", training=False, batch_size=4,
+                               size=label.shape, eval_offsets=(0, 5), crop="center")
+    frames, labels, weights = next(iter(ds))
+    assert frames.shape == (2, 2, *label.shape, 3)
+    # frame k of the fake snippet is RGB (3k, 3k + 1, 3k + 2): key frames 19 and 14, current 19
+    np.testing.assert_allclose(frames.numpy()[:, :, 0, 0].mean(-1), [[58, 58], [43, 58]], atol=1)
+    np.testing.assert_array_equal(labels[0].numpy(), np.where(label == 255, 0, label))
+    np.testing.assert_array_equal(weights[0].numpy(), label != 255)
