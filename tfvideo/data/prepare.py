@@ -91,7 +91,8 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=Non
     if dataset == "motion":
         from tfvideo.data.motion import generate_motion
         data_dir = data_dir or os.path.join(out, "videos")
-        generate_motion(data_dir, workers=workers, overwrite=overwrite, **(motion_options or {}))
+        # rendering in one process: a spawn pool costs more to start than the default set takes
+        generate_motion(data_dir, **{"workers": 1, "overwrite": overwrite, **(motion_options or {})})
     if data_dir is None:
         raise ValueError(f"data_dir (--data-dir) is required for {dataset}")
     listing = list_dataset(dataset, data_dir, split=split, test_fraction=test_fraction,
@@ -146,7 +147,9 @@ def _parser():
                                                   "many pixels (default: keep)")
     p.add_argument("--fps", type=float, help="subsample videos to this frame rate (default: keep)")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)),
-                   help="decoding processes (default: number of CPUs)")
+                   help="decoding processes (default: number of CPUs). Each worker imports "
+                        "TensorFlow when it starts (3-8 s on 2 cores), so use 1 for small sets "
+                        "such as motion (see benchmarks/data_pipeline.py)")
     p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of stored frames")
     p.add_argument("--test-fraction", type=float, default=0.0,
                    help="folder: fraction of each class held out as 'test' when there are no "
