@@ -35,3 +35,16 @@ def photo_rgb():
     from skimage import data
 
     return data.astronaut().astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One ``MirroredStrategy`` over the two logical CPUs for the whole test session.
+
+    Strategies created one after another in a process reuse collective instance keys, and the
+    second one's all-reduce can then fail with "Shape mismatch in the collective instance" (a TF
+    limitation: one strategy per process is the supported use), so tests share this one.
+    """
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2, "conftest configures two logical CPUs"
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])

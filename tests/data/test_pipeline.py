@@ -360,10 +360,10 @@ def test_seeded_training_is_reproducible(data):
 
 
 # -------------------------------------------------------------------------------- distribution ----
-def test_mirrored_strategy_splits_batches_and_fits(data):
+def test_mirrored_strategy_splits_batches_and_fits(data, mirrored_strategy):
     import keras
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy
     ds = pipeline.clip_dataset(data["action"], "train", training=True, batch_size=4, num_frames=4,
                                size=(16, 16), seed=0)
     frames, labels = next(iter(strategy.experimental_distribute_dataset(ds)))

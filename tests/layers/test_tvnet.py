@@ -198,10 +198,8 @@ def test_any_size_and_none_batch(hw):
     np.testing.assert_allclose(out.numpy(), layer([x, x[::-1]]).numpy(), atol=1e-4)
 
 
-def test_under_mirrored_strategy():
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) >= 2, "conftest configures two logical CPUs"
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+def test_under_mirrored_strategy(mirrored_strategy):
+    strategy = mirrored_strategy
     rng = np.random.default_rng(0)
     f0 = rng.uniform(0, 255, (4, 16, 16, 1)).astype(np.float32)
     f1 = np.roll(f0, 1, axis=2)
