@@ -1,0 +1,1 @@
+"""Paper models built from tfvideo layers (import only from ``ops``, ``losses``, ``layers``)."""
