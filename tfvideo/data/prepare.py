@@ -92,7 +92,8 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=Non
         from tfvideo.data.motion import generate_motion
         data_dir = data_dir or os.path.join(out, "videos")
         # rendering in one process: a spawn pool costs more to start than the default set takes
-        generate_motion(data_dir, **{"workers": 1, "overwrite": overwrite, **(motion_options or {})})
+        generate_motion(data_dir, **{"workers": 1, "overwrite": overwrite, "progress": progress,
+                                     **(motion_options or {})})
     if data_dir is None:
         raise ValueError(f"data_dir (--data-dir) is required for {dataset}")
     listing = list_dataset(dataset, data_dir, split=split, test_fraction=test_fraction,
