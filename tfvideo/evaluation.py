@@ -49,7 +49,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tfvideo.data.pipeline import average_per_video
-from tfvideo.viz import _atomic_path, save_png
+from tfvideo.viz import atomic_path, save_png
 
 __all__ = ["predict_views", "video_scores", "classification_metrics", "fuse_scores",
            "confusion_matrix_image", "confusion_matrix_png", "per_class_table", "paper_comparison",
@@ -527,14 +527,14 @@ def evaluate(model, dataset, *, class_names, out_dir=None, output=None, softmax=
     metrics["num_views"] = len(views["labels"])
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
-        with _atomic_path(os.path.join(out_dir, "metrics.json")) as tmp, open(tmp, "w") as f:
+        with atomic_path(os.path.join(out_dir, "metrics.json")) as tmp, open(tmp, "w") as f:
             json.dump(_jsonable(metrics), f, indent=1)
         confusion_matrix_png(os.path.join(out_dir, "confusion_matrix.png"), metrics["confusion"],
                              class_names, title=f"{metrics['num_videos']} videos, top-1 "
                              f"{100 * metrics['top1']:.1f}%")
-        with _atomic_path(os.path.join(out_dir, "per_class.txt")) as tmp, open(tmp, "w") as f:
+        with atomic_path(os.path.join(out_dir, "per_class.txt")) as tmp, open(tmp, "w") as f:
             f.write(per_class_table(metrics, class_names) + "\n")
-        with _atomic_path(os.path.join(out_dir, "scores.npz")) as tmp:
+        with atomic_path(os.path.join(out_dir, "scores.npz")) as tmp:
             np.savez(tmp, **videos, class_names=np.array([str(c) for c in class_names]))
     metrics["videos"] = videos
     return metrics

@@ -20,7 +20,7 @@ import numpy as np
 
 from tfvideo.ops.flow import flow_to_color
 
-__all__ = ["flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
+__all__ = ["atomic_path", "flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def _frames_to_list(frames, arg: str = "frames") -> list[np.ndarray]:
 
 
 @contextlib.contextmanager
-def _atomic_path(path) -> Iterator[str]:
+def atomic_path(path) -> Iterator[str]:
     """Yields a temporary file name next to ``path`` (same extension); renames it to ``path`` on success.
 
     Parent directories are created. On any exception the temporary file is deleted and ``path`` is left
@@ -131,7 +131,7 @@ def save_png(path, image) -> str:
     if image.ndim == 3:
         image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     path = os.fspath(path)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, image, [cv2.IMWRITE_PNG_COMPRESSION, 3]):
             raise OSError(f"cv2.imwrite could not write {path!r}")
     return path
@@ -165,7 +165,7 @@ def save_gif(path, frames, fps: float = 10) -> str:
     pil = [Image.fromarray(f) for f in frames]
     duration = max(1, int(round(1000.0 / fps)))
     path = os.fspath(path)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         pil[0].save(
             tmp, format="GIF", save_all=True, append_images=pil[1:], duration=duration, loop=0, optimize=False
         )
@@ -195,7 +195,7 @@ def save_mp4(path, frames, fps: float = 10) -> str:
     frames = _frames_to_list(frames)
     h, w = frames[0].shape[:2]
     path = os.fspath(path)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise OSError(f"cv2.VideoWriter could not open {path!r} with fourcc 'mp4v'")

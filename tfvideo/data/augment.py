@@ -37,7 +37,7 @@ import math
 
 import tensorflow as tf
 
-from tfvideo.data.sampling import _randint, split_seed
+from tfvideo.data.sampling import randint, split_seed
 from tfvideo.ops.image import to_grey
 
 __all__ = [
@@ -327,15 +327,15 @@ def tsn_crop_box(height, width, size, *, scales=(1.0, 0.875, 0.75, 0.66), max_di
     crop_h = tf.minimum(tf.where(tf.abs(sides - target_h) < 3, target_h, sides), height)
     crop_w = tf.minimum(tf.where(tf.abs(sides - target_w) < 3, target_w, sides), width)
     pairs = [(i, j) for i in range(len(scales)) for j in range(len(scales)) if abs(i - j) <= max_distort]
-    pick = tf.gather(tf.constant(pairs, tf.int32), _randint(seeds[0], len(pairs)))
+    pick = tf.gather(tf.constant(pairs, tf.int32), randint(seeds[0], len(pairs)))
     h, w = tf.gather(crop_h, pick[0]), tf.gather(crop_w, pick[1])
     if fix_crop:
         h_step, w_step = (height - h) // 4, (width - w) // 4
         ys = tf.stack([0, 0, 4 * h_step, 4 * h_step, 2 * h_step])
         xs = tf.stack([0, 4 * w_step, 0, 4 * w_step, 2 * w_step])
-        k = _randint(seeds[1], 5)
+        k = randint(seeds[1], 5)
         return _box(ys[k], xs[k], h, w)
-    return _box(_randint(seeds[1], height - h + 1), _randint(seeds[2], width - w + 1), h, w)
+    return _box(randint(seeds[1], height - h + 1), randint(seeds[2], width - w + 1), h, w)
 
 
 def random_resized_crop_box(height, width, *, area=(0.25, 1.0), aspect=(3 / 4, 4 / 3), seed,

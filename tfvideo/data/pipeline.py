@@ -154,8 +154,9 @@ class _Options:
         if self.crop == "random_resized":
             return augment.random_resized_crop_box(h, w, seed=seed)
         if self.crop == "random":
-            ys = sampling._randint(seed, h - self.size[0] + 1)
-            xs = sampling._randint(tf.reverse(seed, [0]), w - self.size[1] + 1)
+            seeds = sampling.split_seed(seed, 2)
+            ys = sampling.randint(seeds[0], h - self.size[0] + 1)
+            xs = sampling.randint(seeds[1], w - self.size[1] + 1)
             return tf.stack([ys, xs, tf.constant(self.size[0]), tf.constant(self.size[1])])
         return augment.center_crop_box(h, w, self.size)
 
@@ -420,7 +421,7 @@ def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=Non
             "pair_dataset needs records with segmentation labels (segmentation/frame_index)"))
         if opts.training:
             seeds = sampling.split_seed(seed, 2)
-            i = tf.gather(annotated, sampling._randint(seeds[0], tf.size(annotated)))
+            i = tf.gather(annotated, sampling.randint(seeds[0], tf.size(annotated)))
             pairs = sampling.frame_pair_indices(n, i, max_offset=max_offset, training=True,
                                                 seed=seeds[1])[None]
         else:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["clip_indices", "segment_indices", "frame_pair_indices", "split_seed"]
+__all__ = ["clip_indices", "segment_indices", "frame_pair_indices", "split_seed", "randint"]
 
 
 # ------------------------------------------------------------------------------------- helpers ----
@@ -92,7 +92,7 @@ def _scalar_int(value, arg: str, minimum: int) -> tf.Tensor:
         return tf.identity(value)
 
 
-def _randint(seed, maxval, shape=()) -> tf.Tensor:
+def randint(seed, maxval, shape=()) -> tf.Tensor:
     """Stateless uniform int32 in ``[0, maxval)``; ``maxval < 1`` is raised to 1 (the draw is then 0)."""
     return tf.random.stateless_uniform(
         shape, seed, minval=0, maxval=tf.maximum(maxval, 1), dtype=tf.int32)
@@ -137,7 +137,7 @@ def clip_indices(num_frames, num_steps: int, stride: int = 1, *, training: bool,
     if _check_bool(training):
         if num_clips != 1:
             raise ValueError(f"`num_clips` must be 1 when training (one random clip), got {num_clips}")
-        start = _randint(split_seed(seed), max_start + 1)
+        start = randint(split_seed(seed), max_start + 1)
         return tf.minimum(start + offsets, n - 1)
     if num_clips == 1:
         starts = tf.reshape(max_start // 2, [1])
@@ -186,8 +186,8 @@ def segment_indices(num_frames, num_segments: int, frames_per_segment: int = 1, 
     if _check_bool(training):
         seeds = split_seed(seed, 2)
         avg = m // s  # floor division; negative when the video is shorter than one snippet
-        stratified = tf.range(s, dtype=tf.int32) * avg + _randint(seeds[0], avg, [s])
-        anywhere = tf.sort(_randint(seeds[1], m, [s]))
+        stratified = tf.range(s, dtype=tf.int32) * avg + randint(seeds[0], avg, [s])
+        anywhere = tf.sort(randint(seeds[1], m, [s]))
         starts = tf.where(avg > 0, stratified,
                           tf.where((n > s) & (m >= 1), anywhere, tf.zeros([s], tf.int32)))
     else:
@@ -229,7 +229,7 @@ def frame_pair_indices(num_frames, label_index, *, max_offset: int = 9, training
     with tf.control_dependencies([check]):
         i = tf.identity(i)
     if _check_bool(training):
-        d = _randint(split_seed(seed), tf.minimum(max_offset, i) + 1)
+        d = randint(split_seed(seed), tf.minimum(max_offset, i) + 1)
     else:
         d = tf.minimum(_scalar_int(0 if offset is None else offset, "offset", 0), i)
     return tf.stack([i - d, i])
