@@ -108,6 +108,19 @@ def test_two_stream_round_trip_and_export_copy_without_xla(tmp_path):
     np.testing.assert_allclose(plain.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_segments_unknown_at_trace_time():
+    """A signature with (None, None, ...) frames: every batch/segment combination equals eager."""
+    model = M.two_stream(M.spatial_stream(4, size=SIZE),
+                         M.temporal_stream(4, size=SIZE, tvnet={"iterations": 2}))
+    traced = tf.function(model, input_signature=[tf.TensorSpec((None, None, 6, *SIZE, 3), tf.uint8)])
+    for batch, segments in ((3, 2), (1, 3), (2, 1)):
+        x = frames(batch=batch, segments=segments, seed=batch)
+        np.testing.assert_allclose(traced(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+        per_segment = [model(x[:, s:s + 1]).numpy() for s in range(segments)]
+        if segments > 1:  # the consensus really averages every segment (logits, per stream)
+            assert not np.allclose(per_segment[0], per_segment[-1])
+
+
 def test_cross_modality_initialisation_from_a_weights_file(tmp_path):
     rgb = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3),
                                          pooling="avg")

@@ -28,16 +28,21 @@ def test_hmdb_recipe_on_tiny_builtin_data_exports_what_it_trained(tmp_path):
     assert summary["results"]["temporal"]["num_videos"] == 8  # 30% of 2 clips x 8 classes
     assert out["export"] == str(tmp_path / "saved_models" / "tvnet_hmdb" / "1")
     assert "tvnet_hmdb" in open(tmp_path / "saved_models" / "models.config").read()
-    # the SavedModel answers like the Keras model on the same frames
-    frames = np.random.default_rng(0).integers(0, 256, (2, 2, 6, 24, 24, 3), dtype=np.uint8)
+    # the SavedModel answers like the Keras model on the same frames, for batches larger and
+    # smaller than the number of stacks (the exported signature knows neither)
     loaded = tf.saved_model.load(out["export"])
-    served = loaded.signatures["serving_default"](frames=tf.constant(frames))
-    expected = out["model"].predict(frames, verbose=0)
-    np.testing.assert_allclose(served["logits"].numpy(), expected, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(served["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
+    for batch, stacks in ((3, 2), (1, 3)):
+        frames = np.random.default_rng(batch).integers(0, 256, (batch, stacks, 6, 24, 24, 3),
+                                                       dtype=np.uint8)
+        served = loaded.signatures["serving_default"](frames=tf.constant(frames))
+        expected = out["model"](frames, training=False).numpy()
+        np.testing.assert_allclose(served["logits"].numpy(), expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(out["model"].predict(frames, verbose=0), expected, rtol=1e-4,
+                                   atol=1e-5)
+        np.testing.assert_allclose(served["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
     flow = loaded.signatures["flow"](frame0=tf.constant(frames[:, 0, 0]),
                                      frame1=tf.constant(frames[:, 0, 1]))["flow"]
-    assert flow.shape == (2, 24, 24, 2)
+    assert flow.shape == (len(frames), 24, 24, 2)
     with pytest.raises(SystemExit, match="--resume"):  # a used run dir is not silently reused
         tvnet_hmdb.main(TINY + ["--data-out", str(tmp_path / "data"), "--run-dir", str(run)])
 

@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from tfvideo.layers import TVNet
 
-__all__ = ["BACKBONES", "FlowStack", "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess",
+__all__ = ["BACKBONES", "FlowStack", "PerSegment", "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess",
            "backbone",
            "cross_modality_weights", "temporal_stream", "spatial_stream", "two_stream",
            "DEFAULT_TVNET", "FLOW_SCALE", "without_xla"]
@@ -119,6 +119,31 @@ class TakeFrame(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class PerSegment(keras.layers.Wrapper):
+    """Apply ``layer`` to every segment: ``(B, S, ...) -> (B, S, ...)`` by folding the segments into
+    the batch (one call on ``B * S`` items).
+
+    Used instead of ``keras.layers.TimeDistributed``, which in Keras 3.15 loops over the *batch*
+    size when the segment count is unknown at trace time (as in an exported signature with
+    ``(None, None, ...)`` inputs) and then fails or silently drops segments.
+    """
+
+    def build(self, input_shape):
+        self.layer.build((None, *input_shape[2:]))
+        self.built = True
+
+    def call(self, x, training=None):
+        shape = tf.shape(x)
+        folded = tf.reshape(x, [-1, *x.shape[2:]])
+        y = self.layer(folded, training=training)
+        return tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[1:]], 0))
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None, *input_shape[2:]))
+        return (*input_shape[:2], *inner[1:])
 
 
 @keras.saving.register_keras_serializable(package="tfvideo")
@@ -303,7 +328,7 @@ def temporal_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbon
     x = keras.layers.Rescaling(FLOW_SCALE, name="flow_scale")(flows)
     net = backbone(backbone_name, (h, w, 2 * (frames_per_stack - 1)), weights=weights,
                    model_name=f"{name}_{backbone_name}")
-    features = keras.layers.TimeDistributed(net, name=f"{name}_cnn")(x)
+    features = PerSegment(net, name=f"{name}_cnn")(x)
     logits = _head(features, num_classes, dropout, name)
     return keras.Model(frames, SegmentConsensus(name="consensus")(logits), name=name)
 
@@ -318,7 +343,7 @@ def spatial_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbone
     x = TakeFrame(frames_per_stack // 2, name="middle_frame")(frames)
     x = RGBPreprocess("caffe" if backbone_name == "resnet50" else "tf", name="preprocess")(x)
     net = backbone(backbone_name, (h, w, 3), weights=weights, model_name=f"{name}_{backbone_name}")
-    features = keras.layers.TimeDistributed(net, name=f"{name}_cnn")(x)
+    features = PerSegment(net, name=f"{name}_cnn")(x)
     logits = _head(features, num_classes, dropout, name)
     return keras.Model(frames, SegmentConsensus(name="consensus")(logits), name=name)
 

@@ -1,0 +1,304 @@
+"""Serving over real gRPC: PredictClient against the development server in a subprocess.
+
+A tiny Keras classifier (uint8 frames (B, T, 8, 8, 3) -> Rescaling(1/255) -> GlobalAveragePooling3D ->
+Dense(4)) is exported with ``export_for_serving``; its outputs have a closed form (mean colour @ kernel +
+bias), transcribed in NumPy below as the reference. The same basic checks run against a real
+``tensorflow_model_server`` when that binary is on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import grpc
+import keras
+import numpy as np
+import pytest
+
+import tfvideo
+from tfvideo.export import classifier_signature, export_for_serving
+from tfvideo.serving import PredictClient, ServingError, VersionStatus, call_with_retries
+from tfvideo.serving.dev_server import DevServer
+
+pytestmark = pytest.mark.serving
+
+SIZE, CLASSES = 8, 4
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(tfvideo.__file__)))
+
+
+def make_classifier(seed):
+    """The toy classifier with Dense weights drawn from ``seed``; returns (model, kernel, bias)."""
+    frames = keras.Input((None, SIZE, SIZE, 3), dtype="uint8", name="frames")
+    x = keras.layers.Rescaling(1 / 255)(frames)
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    dense = keras.layers.Dense(CLASSES)
+    model = keras.Model(frames, dense(x))
+    rng = np.random.default_rng(seed)
+    kernel, bias = rng.normal(size=(3, CLASSES)).astype(np.float32), rng.normal(size=CLASSES).astype(np.float32)
+    dense.set_weights([kernel, bias])
+    return model, kernel, bias
+
+
+def reference(frames, kernel, bias):
+    """NumPy transcription: (logits, softmax) of mean colour over (T, H, W) @ kernel + bias."""
+    logits = (frames.astype(np.float64) / 255).mean(axis=(1, 2, 3)) @ kernel + bias
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return logits, e / e.sum(axis=-1, keepdims=True)
+
+
+def clips(seed, batch=2, time_steps=3):
+    return np.random.default_rng(seed).integers(0, 256, (batch, time_steps, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def export(model, base, name, version=None, **kwargs):
+    return export_for_serving(model, base, name, version, {"serving_default": classifier_signature(model)},
+                              print_signatures=False, **kwargs)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_basic(client, model, kernel, bias):
+    """Predict equals the NumPy reference and model.predict; metadata and status describe the model."""
+    frames = clips(0, batch=3, time_steps=5)
+    out = client.predict(frames=frames)
+    logits, probabilities = reference(frames, kernel, bias)
+    assert sorted(out) == ["logits", "probabilities"]
+    assert out["logits"].dtype == np.float32 and out["logits"].shape == (3, CLASSES)
+    np.testing.assert_allclose(out["logits"], logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["logits"], model.predict(frames, verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["probabilities"], probabilities, rtol=1e-5, atol=1e-6)
+    tensor = {"dtype": "float32", "shape": (None, CLASSES)}
+    assert client.model_metadata() == {"serving_default": {
+        "method_name": "tensorflow/serving/predict",
+        "inputs": {"frames": {"dtype": "uint8", "shape": (None, None, SIZE, SIZE, 3)}},
+        "outputs": {"logits": tensor, "probabilities": tensor},
+    }}
+    assert [(s.version, s.state) for s in client.status()] == [(1, "AVAILABLE")]
+    assert client.healthy()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Dev server subprocess on a free port over a folder with models ``toy`` (v1) and ``growing`` (v1)."""
+    base = tmp_path_factory.mktemp("saved_models")
+    toy, toy_kernel, toy_bias = make_classifier(0)
+    export(toy, base, "toy")
+    growing, grow_kernel, grow_bias = make_classifier(1)
+    export(growing, base, "growing")
+    log_path = base.parent / "dev_server.log"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tfvideo.serving.dev_server", "--model-base", str(base), "--port", "0",
+             "--poll-seconds", "0.5", "--workers", "8"],
+            stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    try:
+        deadline, line = time.monotonic() + 60, ""
+        while not line.startswith("serving "):
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = proc.stdout.readline() if ready else ""
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dev server did not start:\n{log_path.read_text()}")
+        assert line.startswith("serving growing, toy on 127.0.0.1:"), line
+        target = line.split(" on ")[-1].strip()
+        yield SimpleNamespace(base=base, target=target, proc=proc, toy=toy, toy_weights=(toy_kernel, toy_bias),
+                              grow_weights=(grow_kernel, grow_bias))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture
+def client(served):
+    with PredictClient(served.target, model_name="toy", retries=2, backoff=0.1) as c:
+        yield c
+
+
+def test_predict_metadata_status_over_grpc(served, client):
+    check_basic(client, served.toy, *served.toy_weights)
+    assert not PredictClient(served.target, model_name="nope", retries=0).healthy()
+
+
+@pytest.mark.parametrize("inputs, needles", [
+    (lambda x: {"frames": x.astype(np.float32)}, ["'frames'", "uint8", "float32"]),
+    (lambda x: {"frames": x[:, 0]}, ["'frames'", "(-1, -1, 8, 8, 3)", "(2, 8, 8, 3)"]),
+    (lambda x: {"frames": x[:, :, :, :5]}, ["'frames'", "(-1, -1, 8, 8, 3)", "(2, 3, 8, 5, 3)"]),
+    (lambda x: {}, ["missing input", "'frames'", "uint8 (-1, -1, 8, 8, 3)"]),
+    (lambda x: {"frames": x, "extra": x}, ["unexpected input", "'extra'"]),
+], ids=["dtype", "rank", "dimension", "missing", "unexpected"])
+def test_bad_inputs_are_invalid_argument_and_server_keeps_serving(served, client, inputs, needles):
+    with pytest.raises(ServingError) as info:
+        client.predict(**inputs(clips(1)))
+    err = info.value
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(n in err.details for n in needles), err.details
+    assert "'toy'" in str(err) and "'serving_default'" in str(err) and served.target in str(err)
+    frames = clips(2)
+    np.testing.assert_allclose(client.predict(frames=frames)["logits"], reference(frames, *served.toy_weights)[0],
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"model_name": "nope"}, "model 'nope' not found"),
+    ({"model_name": "toy", "signature_name": "classify"}, "signature 'classify' not found"),
+    ({"model_name": "toy", "version": 7}, "version 7 of model 'toy'"),
+])
+def test_unknown_model_signature_version_are_not_found(served, client, spec, needle):
+    with PredictClient(served.target, retries=0, **spec) as other:
+        with pytest.raises(ServingError) as info:
+            other.predict(frames=clips(3))
+    assert info.value.code == grpc.StatusCode.NOT_FOUND and needle in info.value.details, info.value
+    assert client.predict(frames=clips(3))["logits"].shape == (2, CLASSES)
+
+
+def test_messages_over_grpc_default_4mb_limit(served, client):
+    frames = clips(4, batch=1, time_steps=25_000)  # 4.8 MB > gRPC's default 4 MB
+    np.testing.assert_allclose(client.predict(frames=frames)["logits"], reference(frames, *served.toy_weights)[0],
+                               rtol=1e-4, atol=1e-5)
+    with PredictClient(served.target, model_name="toy", max_message_mb=1, retries=0) as small:
+        with pytest.raises(ServingError) as info:
+            small.predict(frames=frames)
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_50_concurrent_requests(served, client):
+    def one(i):
+        frames = clips(100 + i, batch=1 + i % 3, time_steps=1 + i % 4)
+        return frames, client.predict(frames=frames)
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(one, range(50)))
+    assert len(results) == 50
+    for frames, out in results:
+        logits, probabilities = reference(frames, *served.toy_weights)
+        np.testing.assert_allclose(out["logits"], logits, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out["probabilities"], probabilities, rtol=1e-5, atol=1e-6)
+
+
+def test_new_version_is_picked_up_while_serving(served):
+    frames = clips(5)
+    with PredictClient(served.target, model_name="growing", retries=2, backoff=0.1) as growing:
+        np.testing.assert_allclose(growing.predict(frames=frames)["logits"],
+                                   reference(frames, *served.grow_weights)[0], rtol=1e-5, atol=1e-5)
+        model2, kernel2, bias2 = make_classifier(2)
+        export(model2, served.base, "growing")  # version 2
+        deadline = time.monotonic() + 20
+        while [(s.version, s.state) for s in growing.status()] != [(2, "AVAILABLE")]:
+            assert time.monotonic() < deadline, growing.status()
+            time.sleep(0.2)
+        logits = growing.predict(frames=frames)["logits"]
+        np.testing.assert_allclose(logits, reference(frames, kernel2, bias2)[0], rtol=1e-5, atol=1e-5)
+        assert np.abs(logits - reference(frames, *served.grow_weights)[0]).max() > 0.1
+    with PredictClient(served.target, model_name="growing", version=1, retries=0) as old:
+        with pytest.raises(ServingError) as info:  # the "latest" policy unloaded version 1
+            old.predict(frames=frames)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_client_retries_until_server_starts(served):
+    port = free_port()
+    server = DevServer(served.base, port=port, poll_seconds=0)
+    timer = threading.Timer(1.0, server.start)
+    start = time.monotonic()
+    timer.start()
+    try:
+        with PredictClient(f"127.0.0.1:{port}", model_name="toy", retries=12, backoff=0.1, max_backoff=0.4) as c:
+            statuses = c.status()
+            waited = time.monotonic() - start
+            frames = clips(6)
+            logits = c.predict(frames=frames)["logits"]
+    finally:
+        timer.join()
+        server.stop()
+    assert statuses == [VersionStatus(1, "AVAILABLE")] and waited >= 0.9
+    np.testing.assert_allclose(logits, reference(frames, *served.toy_weights)[0], rtol=1e-5, atol=1e-5)
+
+
+class FakeRpcError(grpc.RpcError):
+    def __init__(self, code):
+        self._code = code
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return "fake"
+
+
+def test_call_with_retries_only_retries_unavailable():
+    calls, sleeps = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) <= 2:
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
+        return "ok"
+
+    assert call_with_retries(flaky, 5, 0.1, 1.0, sleeps.append) == "ok"
+    assert len(calls) == 3 and sleeps == [0.1, 0.2]
+
+    def failing(code):
+        def call():
+            calls.append(1)
+            raise FakeRpcError(code)
+        return call
+
+    calls.clear(), sleeps.clear()
+    with pytest.raises(FakeRpcError) as info:
+        call_with_retries(failing(grpc.StatusCode.INVALID_ARGUMENT), 5, 0.1, 1.0, sleeps.append)
+    assert len(calls) == 1 and sleeps == [] and info.value.attempts == 1
+    calls.clear()
+    with pytest.raises(FakeRpcError) as info:
+        call_with_retries(failing(grpc.StatusCode.UNAVAILABLE), 3, 0.5, 1.0, sleeps.append)
+    assert len(calls) == 4 and sleeps == [0.5, 1.0, 1.0] and info.value.attempts == 4
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="model_name"):
+        PredictClient("localhost:1", model_name="")
+    with pytest.raises(ValueError, match="version"):
+        PredictClient("localhost:1", model_name="toy", version=0)
+    with pytest.raises(ValueError, match="model_base"):
+        DevServer(tmp_path / "missing")
+    with pytest.raises(ValueError, match="version_policy"):
+        DevServer(tmp_path, version_policy="newest")
+
+
+def test_real_tensorflow_model_server(tmp_path):
+    binary = shutil.which("tensorflow_model_server")
+    if binary is None:
+        pytest.skip("tensorflow_model_server not on PATH (not installable here; see README)")
+    model, kernel, bias = make_classifier(0)
+    export(model, tmp_path, "toy", serving_base_path=str(tmp_path))
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--port={port}", f"--model_config_file={tmp_path / 'models.config'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with PredictClient(f"127.0.0.1:{port}", model_name="toy") as real:
+            real.wait_until_healthy(timeout=60)
+            check_basic(real, model, kernel, bias)
+            with pytest.raises(ServingError) as info:
+                real.predict(frames=clips(1).astype(np.float32))
+            assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        proc.terminate()
+        proc.wait(30)
