@@ -302,3 +302,33 @@ def test_real_tensorflow_model_server(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_tvnet_two_stream_model_over_grpc(served):
+    """The recipe's model kind, exported as the recipe does (XLA off, ``flow`` signature), added
+    while the server runs: answers equal the Keras model's for batch > stacks and batch < stacks."""
+    import tensorflow as tf
+
+    from tfvideo.export import classifier_signature, export_for_serving, function_signature
+    from tfvideo.models import tvnet
+
+    model = tvnet.without_xla(tvnet.two_stream(
+        tvnet.spatial_stream(3, size=(16, 16)),
+        tvnet.temporal_stream(3, size=(16, 16), tvnet={"iterations": 3, "xla_iterations": True})))
+    layer = model.get_layer("temporal").get_layer("flow_stack").tvnet
+    spec = tf.TensorSpec((None, 16, 16, 3), tf.uint8)
+    flow_sig = function_signature(lambda a, b: layer([tf.cast(a, tf.float32), tf.cast(b, tf.float32)]),
+                                  {"frame0": spec, "frame1": spec}, "flow")
+    export_for_serving(model, served.base, "tvnet", print_signatures=False,
+                       signatures={"serving_default": classifier_signature(model), "flow": flow_sig})
+    with PredictClient(served.target, model_name="tvnet", retries=3, backoff=0.2) as c:
+        c.wait_until_healthy(timeout=30)
+        rng = np.random.default_rng(0)
+        for batch, stacks in ((3, 2), (1, 3)):
+            frames = rng.integers(0, 256, (batch, stacks, 6, 16, 16, 3), dtype=np.uint8)
+            out = c.predict(frames=frames)
+            np.testing.assert_allclose(out["logits"], model(frames).numpy(), rtol=1e-4, atol=1e-5)
+        with PredictClient(served.target, model_name="tvnet", signature_name="flow") as f:
+            got = f.predict(frame0=frames[:, 0, 0], frame1=frames[:, 0, 1])["flow"]
+        ref = layer([frames[:, 0, 0].astype(np.float32), frames[:, 0, 1].astype(np.float32)])
+        np.testing.assert_allclose(got, ref.numpy(), rtol=1e-4, atol=1e-5)
