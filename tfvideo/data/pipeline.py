@@ -188,6 +188,15 @@ class _Options:
             views += [augment.flip_left_right(v) for v in views]
         return {k: tf.stack([v[k] for v in views]) for k in views[0]}
 
+    def build(self, data, split, sample_fn, structure, batch_size, *, drop_remainder=None,
+              with_video_id=False, flow=False, segmentation=False):
+        """Read the shards (:func:`read_records`) and :meth:`finish` the pipeline."""
+        records = read_records(data, split, training=self.training, seed=self.seed,
+                               deterministic=self.deterministic, cycle_length=self.cycle_length,
+                               flow=flow, segmentation=segmentation, cache=self.cache)
+        return self.finish(records, sample_fn, structure, batch_size,
+                           drop_remainder=drop_remainder, with_video_id=with_video_id)
+
     def finish(self, records, sample_fn, structure, batch_size, *, drop_remainder=None,
                with_video_id=False):
         """Sample/decode/augment each record, unfold evaluation views, shuffle, batch, prefetch.
@@ -242,7 +251,8 @@ class _Options:
 
 
 def _options(kwargs, **defaults):
-    """Split builder kwargs into _Options arguments (with per-builder defaults) and the rest."""
+    """Builder keyword arguments (with per-builder defaults) -> :class:`_Options`; unknown ones
+    are a TypeError."""
     names = ("training", "size", "crop", "flip", "color_jitter", "resize_short_side", "num_crops",
              "flip_views", "seed", "deterministic", "shuffle_buffer", "cache", "cycle_length")
     values = dict(crop="random", flip=True, color_jitter=None, resize_short_side=None, num_crops=1,
@@ -253,6 +263,8 @@ def _options(kwargs, **defaults):
     missing = [k for k in ("training", "size") if k not in values]
     if missing:
         raise TypeError(f"missing keyword argument(s): {', '.join(missing)}")
+    if kwargs:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
     if values["deterministic"] is None and values["seed"] is not None:
         values["deterministic"] = True
     return _Options(**values)
@@ -313,6 +325,15 @@ def _labels_at(record, indices):
                    lambda: tf.fill(shape, tf.cast(schema.IGNORE_LABEL, tf.uint8)))
 
 
+def _clip_indices(record, seed, opts, num_frames, stride, num_clips):
+    """Clip frame indices ``(clips, T)``: one random clip in training, ``num_clips`` spaced ones
+    in evaluation."""
+    n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+    idx = sampling.clip_indices(n, num_frames, stride, training=opts.training,
+                                num_clips=1 if opts.training else num_clips, seed=seed)
+    return tf.reshape(idx, [-1, num_frames])
+
+
 def _with_id(inputs, sample, with_video_id):
     if with_video_id:
         return {"frames": inputs, "video_id": sample["video_id"]}
@@ -338,24 +359,17 @@ def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_c
       ``tf.data.Dataset`` of ``(frames uint8 (B, T, H, W, 3), label int32 (B,))``.
     """
     opts = _options(options)
-    if options:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
 
     def sample_fn(record, seed):
-        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
-        idx = sampling.clip_indices(n, num_frames, stride, training=opts.training,
-                                    num_clips=1 if opts.training else num_clips, seed=seed)
-        return {augment.FRAMES: _gather_frames(record, tf.reshape(idx, [-1, num_frames]))}
+        idx = _clip_indices(record, seed, opts, num_frames, stride, num_clips)
+        return {augment.FRAMES: _gather_frames(record, idx)}
 
     def structure(sample, with_id):
         frames = tf.ensure_shape(sample[augment.FRAMES], [num_frames, *opts.size, 3])
         return _with_id(frames, sample, with_id), sample["label"]
 
-    records = read_records(data, split, training=opts.training, seed=opts.seed,
-                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
-                           cache=opts.cache)
-    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_id=with_video_id)
+    return opts.build(data, split, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                      with_video_id=with_video_id)
 
 
 def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_segment=1,
@@ -371,8 +385,6 @@ def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_
       ``tf.data.Dataset`` of ``(frames uint8 (B, S, k, H, W, 3), label int32 (B,))``.
     """
     opts = _options(options, crop="tsn")
-    if options:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
     s, k = int(num_segments), int(frames_per_segment)
 
     def sample_fn(record, seed):
@@ -386,11 +398,8 @@ def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_
         frames = tf.ensure_shape(frames, [s, k, *opts.size, 3])
         return _with_id(frames, sample, with_id), sample["label"]
 
-    records = read_records(data, split, training=opts.training, seed=opts.seed,
-                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
-                           cache=opts.cache)
-    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_id=with_video_id)
+    return opts.build(data, split, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                      with_video_id=with_video_id)
 
 
 def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=None,
@@ -407,8 +416,6 @@ def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=Non
       weights float32 (B, H, W))``; labels 255 (ignore) become 0 with weight 0.
     """
     opts = _options(options)
-    if options:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
     offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in
                                                                           eval_offsets]
     if not offsets or min(offsets) < 0:
@@ -438,11 +445,8 @@ def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=Non
         return (_with_id(frames, sample, with_id),
                 tf.where(known, labels, 0), tf.cast(known, tf.float32))
 
-    records = read_records(data, split, training=opts.training, seed=opts.seed,
-                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
-                           segmentation=True, cache=opts.cache)
-    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_id=with_video_id)
+    return opts.build(data, split, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                      with_video_id=with_video_id, segmentation=True)
 
 
 def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride=1, num_clips=1,
@@ -463,14 +467,9 @@ def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride
     """
     _check_choice(target, TARGETS, "target")
     opts = _options(options)
-    if options:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(options))}")
 
     def sample_fn(record, seed):
-        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
-        idx = sampling.clip_indices(n, num_frames, stride, training=opts.training,
-                                    num_clips=1 if opts.training else num_clips, seed=seed)
-        idx = tf.reshape(idx, [-1, num_frames])
+        idx = _clip_indices(record, seed, opts, num_frames, stride, num_clips)
         sample = {augment.FRAMES: _gather_frames(record, idx)}
         if target == "flow":
             sample[augment.FLOW], sample[augment.FLOW_VALID] = _flows_at(record, idx)
@@ -495,12 +494,9 @@ def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride
         return (_with_id(grey, sample, with_id), frames,
                 tf.ones(tf.shape(frames)[:-1], tf.float32))
 
-    records = read_records(data, split, training=opts.training, seed=opts.seed,
-                           deterministic=opts.deterministic, cycle_length=opts.cycle_length,
-                           flow=target == "flow", segmentation=target == "segmentation",
-                           cache=opts.cache)
-    return opts.finish(records, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
-                       with_video_id=with_video_id)
+    return opts.build(data, split, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                      with_video_id=with_video_id,
+                      flow=target == "flow", segmentation=target == "segmentation")
 
 
 def average_per_video(scores, video_ids, labels=None):
