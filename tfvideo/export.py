@@ -79,6 +79,8 @@ from google.protobuf import text_encoding
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfvideo.viz import atomic_write_text
+
 __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_SERVING_BASE_PATH",
@@ -400,15 +402,7 @@ def write_models_config(
         ]
     lines.append("}")
     path = os.path.join(base_dir, CONFIG_FILENAME)
-    fd, tmp = tempfile.mkstemp(prefix="." + CONFIG_FILENAME + ".", dir=base_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 

@@ -76,6 +76,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvideo.viz import atomic_write_text
+
 __all__ = [
     "ImageSummary",
     "JsonlLogger",
@@ -93,17 +95,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------
 # small helpers
 # ----------------------------------------------------------------------------------------------------
-def _atomic_write_text(path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _jsonable(value):
@@ -364,7 +355,7 @@ class RunDir:
         config = _jsonable(dict(config))
         saved = self.read_config()
         if saved is None:
-            _atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+            atomic_write_text(self.config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
             return {}
         old, new = _flatten(saved), _flatten(config)
         keys = sorted(old.keys() | new.keys())
@@ -436,7 +427,7 @@ class JsonlLogger(keras.callbacks.Callback):
         if len(keep) < len(lines):  # lines after ``step``, or a torn last line
             warnings.warn(f"{self.path}: dropped {len(lines) - len(keep)} line(s) logged after step {step} "
                           "(where training restarts) or unreadable", stacklevel=2)
-            _atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in keep))
+            atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in keep))
 
     def _write(self, kind: str, epoch: int, logs) -> None:
         row = {k: _jsonable(v) for k, v in (logs or {}).items()}
@@ -696,7 +687,7 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.replace(tmp, folder / name)
         meta = {"epoch": self._epoch, "batch": self._batch, "step": self._step,
                 "steps_per_epoch": self._steps, "iterations": _iterations(self.model), "weights": name}
-        _atomic_write_text(folder / "training_metadata.json", json.dumps(meta) + "\n")
+        atomic_write_text(folder / "training_metadata.json", json.dumps(meta) + "\n")
         for old in folder.glob("ckpt-*.weights.h5"):
             if old.name != name:
                 old.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from tfvideo.ops.flow import flow_to_color
 
-__all__ = ["atomic_path", "flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
+__all__ = ["atomic_path", "atomic_write_text", "flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -83,11 +83,11 @@ def _frames_to_list(frames, arg: str = "frames") -> list[np.ndarray]:
 
 
 @contextlib.contextmanager
-def atomic_path(path) -> Iterator[str]:
+def atomic_path(path, allow_empty: bool = False) -> Iterator[str]:
     """Yields a temporary file name next to ``path`` (same extension); renames it to ``path`` on success.
 
     Parent directories are created. On any exception the temporary file is deleted and ``path`` is left
-    untouched.
+    untouched; an empty result is an error unless ``allow_empty``.
     """
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
@@ -98,13 +98,20 @@ def atomic_path(path) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        if not os.path.exists(tmp) or os.path.getsize(tmp) == 0:
+        if not os.path.exists(tmp) or (os.path.getsize(tmp) == 0 and not allow_empty):
             raise OSError(f"writing {path!r} failed (no data written)")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path, text: str) -> str:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; returns ``path``."""
+    with atomic_path(path, allow_empty=True) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    return os.fspath(path)
 
 
 # ----------------------------------------------------------------------------------------------------

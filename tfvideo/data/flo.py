@@ -131,15 +131,8 @@ def write_flo(path, flow, valid=None):
                              f"got {valid.shape}")
         unknown |= ~valid.astype(bool)
     data[unknown] = UNKNOWN_FLOW
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(_HEADER.pack(FLO_TAG, width, height))
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from tfvideo.viz import atomic_path  # here: reading .flo files does not import TensorFlow
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(_HEADER.pack(FLO_TAG, width, height))
+        f.write(data.tobytes())

@@ -432,10 +432,9 @@ def make_clip(spec: ClipSpec) -> np.ndarray:
 # the dataset on disk
 # ----------------------------------------------------------------------------------------------------
 def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from tfvideo.viz import atomic_write_text  # here: rendering workers stay free of TensorFlow
+
+    atomic_write_text(path, text)
 
 
 def _split_file(root: str, class_name: str, split: int) -> str:

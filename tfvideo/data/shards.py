@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 import tfvideo
 from tfvideo.data import schema
 from tfvideo.data.items import Item, ReadError
+from tfvideo.viz import atomic_write_text
 
 __all__ = ["write_shards", "make_pool", "shard_name", "read_manifest", "shard_files", "MANIFEST"]
 
@@ -70,11 +71,7 @@ def read_manifest(out_dir):
 
 
 def _write_json(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _ids_hash(items):
