@@ -126,8 +126,11 @@ def main(argv=None):
                   u0_size=None if len(sizes) == 1 else (1, 1), name="tvnet")
     first = train_pairs[0][0]
     tvnet.build([(None, *first.shape), (None, *first.shape)])
-    as_tensors = [tuple(tf.constant(v[None], tf.float32) if i < 3 else tf.constant(v[None])
-                        for i, v in enumerate(p[:4])) for p in train_pairs]
+    def batch_of_one(pair):  # (frame0, frame1, flow as float32; validity as bool), batch axis added
+        f0, f1, gt, valid = pair[:4]
+        return (*(tf.constant(v[None], tf.float32) for v in (f0, f1, gt)), tf.constant(valid[None]))
+
+    as_tensors = [batch_of_one(p) for p in train_pairs]
 
     def pair_epe(f0, f1, gt, valid):
         return endpoint_error(tvnet([f0, f1]), gt, mask=valid)
@@ -135,8 +138,7 @@ def main(argv=None):
     epe_fn = tf.function(pair_epe, reduce_retracing=True)
 
     def mean_epe(pairs):
-        return float(np.mean([float(epe_fn(*(tf.constant(v[None], tf.float32 if i < 3 else None)
-                                               for i, v in enumerate(p[:4])))) for p in pairs]))
+        return float(np.mean([float(epe_fn(*batch_of_one(p))) for p in pairs]))
 
     optimizer = keras.optimizers.SGD(args.lr)
 

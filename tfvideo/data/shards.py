@@ -192,7 +192,7 @@ def write_shards(items, out_dir, *, split, num_shards=None, dataset="", settings
             todo.append((k, name, shard_items))
 
     def save():
-        written = [s for s in record["shards"].values()]
+        written = list(record["shards"].values())
         counts = {}
         for s in written:
             for label, n in s["counts"].items():

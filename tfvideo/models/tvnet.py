@@ -360,11 +360,7 @@ def without_xla(model):
     weights: for export to TF Serving builds that may lack XLA."""
     def strip(config):
         if isinstance(config, dict):
-            if config.get("class_name") == "TVNet" or "xla_iterations" in config:
-                config = dict(config)
-                if "xla_iterations" in config:
-                    config["xla_iterations"] = False
-            return {k: strip(v) for k, v in config.items()}
+            return {k: False if k == "xla_iterations" else strip(v) for k, v in config.items()}
         if isinstance(config, list):
             return [strip(v) for v in config]
         return config
