@@ -66,6 +66,8 @@ from collections.abc import Mapping
 import keras
 from keras import ops
 
+from tfvideo import keras_internals
+
 __all__ = ["LRMultiplierMixin", "SGD", "Adam", "AdamW", "matched_variables"]
 
 
@@ -173,10 +175,10 @@ class LRMultiplierMixin:
         self._variable_multipliers = tuple(_match(self._lr_multiplier_items, p)[1] for p in paths)
 
     def update_step(self, gradient, variable, learning_rate):
-        multiplier = self._variable_multipliers[self._get_variable_index(variable)]
+        multiplier = self._variable_multipliers[keras_internals.variable_index(self, variable)]
         if multiplier != 1.0:
             learning_rate = ops.multiply(learning_rate, multiplier)
-        if self.weight_decay is not None and self._use_weight_decay(variable):
+        if self.weight_decay is not None and keras_internals.uses_weight_decay(self, variable):
             lr = ops.cast(learning_rate, variable.dtype)
             wd = ops.cast(self.weight_decay, variable.dtype)
             self.assign_sub(variable, ops.multiply(ops.multiply(variable, wd), lr))
@@ -184,7 +186,8 @@ class LRMultiplierMixin:
 
     def _apply_weight_decay(self, variables):
         """No-op: the decay is applied per variable in :meth:`update_step`, with the multiplied rate
-        (Keras applies it just before the update steps, to the same variables, with the same rate)."""
+        (Keras applies it just before the update steps, to the same variables, with the same rate;
+        assumption 4 of :mod:`tfvideo.keras_internals`)."""
 
     def get_config(self):
         config = super().get_config()
