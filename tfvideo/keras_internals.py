@@ -21,6 +21,15 @@ Assumptions:
    overrides it with a no-op and applies the decay inside ``update_step`` with the multiplied rate.
 5. ``Optimizer.update_step(gradient, variable, learning_rate)`` is called once per variable (and
    replica) with the current learning rate (public in name, but its call pattern is internal).
+6. A workaround, not an attribute: Keras 3.15's ``fit`` of a model created in a strategy's scope
+   first calls ``strategy.reduce("MEAN", first_batch, axis=None)`` on the whole nested ``(x, y)``
+   batch (``_maybe_symbolic_build``); ``MirroredStrategy`` accepts a nest there but
+   ``MultiWorkerMirroredStrategy`` does not ("Attempt to convert a value (PerReplica...) to a
+   Tensor"), so ``fit`` fails on every worker; and its train step then reduces the per-replica
+   scalar metrics with ``strategy.reduce("MEAN", v, axis=0)``, which fails on 0-d values ("Invalid
+   reduction dimension 0"). :func:`reduce_nests` makes the strategy's ``reduce`` map over nests and
+   reduce per-replica scalars with ``axis=None`` (the mean over replicas, which is what Keras
+   means); the two-worker test covers both.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ import inspect
 
 import keras
 
-__all__ = ["TESTED_KERAS", "check", "set_initial_epoch", "uses_weight_decay", "variable_index"]
+__all__ = ["TESTED_KERAS", "check", "reduce_nests", "set_initial_epoch", "uses_weight_decay",
+           "variable_index"]
 
 #: the Keras versions these assumptions were tested with (also pinned in setup.cfg).
 TESTED_KERAS = ">=3.15,<3.16"
@@ -72,6 +82,28 @@ def variable_index(optimizer, variable) -> int:
 def uses_weight_decay(optimizer, variable) -> bool:
     """Whether ``optimizer``'s decoupled weight decay applies to ``variable``."""
     return bool(optimizer._use_weight_decay(variable))
+
+
+def reduce_nests(strategy):
+    """Makes ``strategy.reduce`` accept nested values (assumption 6); returns ``strategy``."""
+    import tensorflow as tf
+
+    reduce = strategy.reduce
+    if getattr(reduce, "_tfvideo_nested", False):
+        return strategy
+
+    def one(reduce_op, v, axis):
+        local = strategy.experimental_local_results(v)
+        if axis is not None and getattr(local[0], "shape", None) is not None and local[0].shape.rank == 0:
+            axis = None  # a per-replica scalar (a metric): the mean over replicas is axis=None
+        return reduce(reduce_op, v, axis=axis)
+
+    def nested_reduce(reduce_op, value, axis=None):
+        return tf.nest.map_structure(lambda v: one(reduce_op, v, axis), value)
+
+    nested_reduce._tfvideo_nested = True
+    strategy.reduce = nested_reduce
+    return strategy
 
 
 check()

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 import tensorflow as tf
 
+from tfvideo import keras_internals
 from tfvideo.checks import positive_int
 
 __all__ = ["describe_strategy", "is_chief", "replica_batch", "resolve_strategy", "task_name"]
@@ -129,7 +130,7 @@ def resolve_strategy(name="auto", devices=None) -> tf.distribute.Strategy:
 
 def _multi_worker() -> tf.distribute.Strategy:
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return keras_internals.reduce_nests(tf.distribute.MultiWorkerMirroredStrategy())
     except RuntimeError as err:
         if "program startup" not in str(err):
             raise
@@ -145,6 +146,8 @@ def describe_strategy(strategy: tf.distribute.Strategy) -> str:
     Multi-worker strategies also give the number of workers and this task's type and index.
     """
     kind = type(strategy).__name__.lstrip("_")
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        kind = "MultiWorkerMirroredStrategy"  # not its implementation's name, CollectiveAllReduceStrategy
     n = strategy.num_replicas_in_sync
     try:
         where = "on " + ", ".join(_device_key(d) for d in strategy.extended.worker_devices)
