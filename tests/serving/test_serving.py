@@ -23,6 +23,8 @@ import grpc
 import keras
 import numpy as np
 import pytest
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import tfvideo
 from tfvideo.export import classifier_signature, export_for_serving
@@ -155,6 +157,130 @@ def test_bad_inputs_are_invalid_argument_and_server_keeps_serving(served, client
     frames = clips(2)
     np.testing.assert_allclose(client.predict(frames=frames)["logits"], reference(frames, *served.toy_weights)[0],
                                rtol=1e-5, atol=1e-5)
+
+
+def tensor_proto(dims, *, content=None, int_val=None, float_val=None, unknown_rank=False):
+    """A uint8 TensorProto built field by field (no tf.make_tensor_proto), malformed if asked to."""
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims], unknown_rank=unknown_rank)
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_UINT8, tensor_shape=shape)
+    if content is not None:
+        proto.tensor_content = bytes(content)
+    proto.int_val.extend(int_val or [])
+    proto.float_val.extend(float_val or [])
+    return proto
+
+
+def _bytes(n):
+    return np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+FRAME = SIZE * SIZE * 3  # values in one (8, 8, 3) frame of the toy model's (-1, -1, 8, 8, 3) input
+RAISES = None
+
+
+def frames_of(data, shape):
+    return np.frombuffer(data, np.uint8).reshape(shape) if isinstance(data, bytes) else np.full(shape, data, np.uint8)
+
+
+# id: (proto, what tf.make_ndarray gives, what TF's C++ parser Tensor::FromProto gives (tf.io.parse_tensor; the
+# one TF Serving uses), the pieces of the server's INVALID_ARGUMENT message, or None: the server answers).
+# RAISES: that parser refuses the proto. The server accepts a proto only when both parsers do.
+MALFORMED = {
+    # negative dims: the C++ parser refuses every one; make_ndarray's NumPy reshape infers ONE negative dim
+    # of a tensor_content proto (-1 or -2 alike): that is how such protos got through before
+    "minus_one_in_tensor_content": (
+        tensor_proto([-1, 1, SIZE, SIZE, 3], content=_bytes(FRAME)), frames_of(_bytes(FRAME), (1, 1, SIZE, SIZE, 3)),
+        RAISES, ["(-1, 1, 8, 8, 3)", "negative dimension(s) at axis 0:", "needs no definite number of values",
+                 f"sent: {FRAME} (tensor_content, {FRAME} bytes)"]),
+    "minus_two_in_tensor_content": (
+        tensor_proto([-2, 1, SIZE, SIZE, 3], content=_bytes(FRAME)), frames_of(_bytes(FRAME), (1, 1, SIZE, SIZE, 3)),
+        RAISES, ["(-2, 1, 8, 8, 3)", "negative dimension(s) at axis 0:", f"sent: {FRAME} (tensor_content"]),
+    "signature_shape_copied": (
+        tensor_proto([-1, -1, SIZE, SIZE, 3], content=_bytes(FRAME)), RAISES, RAISES,
+        ["(-1, -1, 8, 8, 3)", "negative dimension(s) at axis 0, 1:", f"sent: {FRAME} (tensor_content"]),
+    "minus_one_in_int_val": (
+        tensor_proto([2, -1, SIZE, SIZE, 3], int_val=[i % 256 for i in range(2 * FRAME)]), RAISES, RAISES,
+        ["(2, -1, 8, 8, 3)", "negative dimension(s) at axis 1:", f"sent: {2 * FRAME} (int_val)"]),
+    # too many values in a typed field: make_ndarray refuses them, the C++ parser drops the extra ones
+    "too_many_int_val": (
+        tensor_proto([1, 1, SIZE, SIZE, 3], int_val=[5] * (FRAME + 1)), RAISES, frames_of(5, (1, 1, SIZE, SIZE, 3)),
+        ["(1, 1, 8, 8, 3)", f"too many values: the shape holds {FRAME}, sent: {FRAME + 1} (int_val)"]),
+    "values_for_an_empty_shape": (
+        tensor_proto([0, 1, SIZE, SIZE, 3], int_val=[7]), RAISES, frames_of(0, (0, 1, SIZE, SIZE, 3)),
+        ["(0, 1, 8, 8, 3)", "too many values: the shape holds 0, sent: 1 (int_val)"]),
+    # tensor_content must hold exactly the shape's values (both parsers)
+    "too_many_in_tensor_content": (
+        tensor_proto([1, 1, SIZE, SIZE, 3], content=_bytes(FRAME + 1)), RAISES, RAISES,
+        ["(1, 1, 8, 8, 3)", f"too many values: the shape needs {FRAME} ({FRAME} bytes of tensor_content), "
+                            f"sent: {FRAME + 1} (tensor_content, {FRAME + 1} bytes)"]),
+    "too_few_in_tensor_content": (
+        tensor_proto([1, 1, SIZE, SIZE, 3], content=_bytes(FRAME - 1)), RAISES, RAISES,
+        ["(1, 1, 8, 8, 3)", f"too few values: the shape needs {FRAME} ", f"sent: {FRAME - 1} (tensor_content"]),
+    "one_value_in_tensor_content": (
+        tensor_proto([2, 1, SIZE, SIZE, 3], content=_bytes(1)), RAISES, RAISES,
+        ["(2, 1, 8, 8, 3)", f"too few values: the shape needs {2 * FRAME} ", "sent: 1 (tensor_content, 1 bytes)"]),
+    # fewer values in a typed field are legal (both parsers): the last one is repeated, none gives zeros
+    "one_int_val_fills_the_shape": (
+        tensor_proto([2, 1, SIZE, SIZE, 3], int_val=[200]), frames_of(200, (2, 1, SIZE, SIZE, 3)), "same", None),
+    "fewer_int_val_repeat_the_last": (
+        tensor_proto([1, 2, SIZE, SIZE, 3], int_val=range(10)),
+        np.concatenate([np.arange(10), np.full(2 * FRAME - 10, 9)]).astype(np.uint8).reshape(1, 2, SIZE, SIZE, 3),
+        "same", None),
+    "no_values_are_zeros": (
+        tensor_proto([1, 1, SIZE, SIZE, 3]), frames_of(0, (1, 1, SIZE, SIZE, 3)), "same", None),
+    # both parsers ignore unknown_rank (the listed dims are the shape) and read only the dtype's field
+    "unknown_rank_is_ignored": (
+        tensor_proto([1, 1, SIZE, SIZE, 3], content=_bytes(FRAME), unknown_rank=True),
+        frames_of(_bytes(FRAME), (1, 1, SIZE, SIZE, 3)), "same", None),
+    "float_val_of_a_uint8_is_not_read": (
+        tensor_proto([1, 1, SIZE, SIZE, 3], float_val=[9.0] * FRAME), frames_of(0, (1, 1, SIZE, SIZE, 3)),
+        "same", None),
+}
+
+
+@pytest.fixture(scope="module")
+def raw_stub(served):
+    """A bare PredictionService stub, to send hand-built TensorProtos (the client builds only good ones)."""
+    with grpc.insecure_channel(served.target) as channel:
+        yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_tensor_protos_are_judged_as_tensorflow_parses_them(served, raw_stub, case):
+    import tensorflow as tf
+
+    proto, by_make_ndarray, by_cpp, needles = MALFORMED[case]
+    by_cpp = by_make_ndarray if isinstance(by_cpp, str) else by_cpp
+    # the references: TensorFlow's two parsers on the very same proto
+    if by_make_ndarray is RAISES:
+        with pytest.raises(ValueError):
+            tf.make_ndarray(proto)
+    else:
+        np.testing.assert_array_equal(tf.make_ndarray(proto), by_make_ndarray, strict=True)
+    if by_cpp is RAISES:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Cannot parse tensor from proto"):
+            tf.io.parse_tensor(proto.SerializeToString(), tf.uint8)
+    else:
+        np.testing.assert_array_equal(tf.io.parse_tensor(proto.SerializeToString(), tf.uint8).numpy(), by_cpp,
+                                      strict=True)
+    assert (needles is None) == (by_make_ndarray is not RAISES and by_cpp is not RAISES)  # the rule under test
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "toy"
+    request.inputs["frames"].CopyFrom(proto)
+    if needles is None:  # TF accepts it: the server answers, on the array TF reads
+        logits = tf.make_ndarray(raw_stub.Predict(request, timeout=30).outputs["logits"])
+        np.testing.assert_allclose(logits, reference(by_make_ndarray, *served.toy_weights)[0], rtol=1e-5, atol=1e-5)
+        return
+    with pytest.raises(grpc.RpcError) as info:
+        raw_stub.Predict(request, timeout=30)
+    code, details = info.value.code(), info.value.details()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    prefix = ("input 'frames' of signature 'serving_default' of model 'toy': malformed TensorProto (uint8, "
+              "tensor_shape ")
+    assert details.startswith(prefix), details
+    assert all(n in details for n in needles), details
 
 
 @pytest.mark.parametrize("spec, needle", [

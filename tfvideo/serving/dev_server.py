@@ -31,11 +31,16 @@ version.
 
 Validation and status codes. Each request's inputs are checked against the signature's ``TensorInfo``:
 a missing or unexpected input, a wrong dtype or a wrong rank/shape (``-1`` dimensions are free) is
-``INVALID_ARGUMENT`` with a message naming the input, the expected and the received value; an unknown
-model, version or signature is ``NOT_FOUND``; a model whose first version is still loading is
-``UNAVAILABLE`` (clients retry); a TensorFlow error raised while running the model keeps its own code
-(TF and gRPC codes coincide, as in TF Serving); any other failure is ``INTERNAL`` with the message. The
-server keeps serving after every error.
+``INVALID_ARGUMENT`` with a message naming the input, the expected and the received value. So is a
+malformed ``TensorProto`` (see :func:`_decode_input`): a negative dimension in its ``tensor_shape`` (a
+tensor value has a fully defined shape; ``-1`` is for signatures only), more values than the shape holds,
+or a ``tensor_content`` of another size than the shape needs; the message gives the input, the declared
+shape, the number of values the shape needs and the number sent. As in TensorFlow, fewer values in a typed
+field (``int_val``, ``float_val``, ...) are legal: the last one is repeated (one value fills the shape),
+none gives zeros. An unknown model, version or signature is ``NOT_FOUND``; a model whose first version
+is still loading is ``UNAVAILABLE`` (clients retry); a TensorFlow error raised while running the model
+keeps its own code (TF and gRPC codes coincide, as in TF Serving); any other failure is ``INTERNAL`` with
+the message. The server keeps serving after every error.
 
 Messages: gRPC's default limit is 4 MB per message, too small for video (a batch of 8 x 25 stacks x 6 x
 224 x 224 x 3 uint8 is 180 MB), so both directions allow ``--max-message-mb`` (default 256 MB; protobuf
@@ -66,8 +71,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -75,6 +80,7 @@ import traceback
 from concurrent import futures
 
 import grpc
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
@@ -86,13 +92,14 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from tfvideo.checks import MODEL_NAME_PATTERN
+
 __all__ = ["DevServer", "main"]
 
 log = logging.getLogger(__name__)
 
 BANNER = ("tfvideo development server: for development and tests only, NOT TensorFlow Serving "
           "(no batching, no REST, no version labels)")
-_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _STATE = get_model_status_pb2.ModelVersionStatus.State
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's
 
@@ -128,6 +135,73 @@ def _shape_text(dims) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
+# The typed repeated field that tf.make_ndarray (and TensorFlow's C++ Tensor::FromProto) reads for each
+# dtype, and how many numbers make one value (complex values are (real, imaginary) pairs).
+_VALUE_FIELDS = {
+    **dict.fromkeys(("DT_INT32", "DT_UINT8", "DT_UINT16", "DT_INT16", "DT_INT8", "DT_QINT32", "DT_QUINT8",
+                     "DT_QINT8", "DT_QINT16", "DT_QUINT16", "DT_INT4", "DT_UINT4", "DT_INT2", "DT_UINT2"),
+                    ("int_val", 1)),
+    **dict.fromkeys(("DT_HALF", "DT_BFLOAT16"), ("half_val", 1)),
+    **dict.fromkeys(("DT_FLOAT8_E5M2", "DT_FLOAT8_E4M3FN", "DT_FLOAT4_E2M1FN"), ("float8_val", 1)),
+    "DT_FLOAT": ("float_val", 1), "DT_DOUBLE": ("double_val", 1), "DT_INT64": ("int64_val", 1),
+    "DT_UINT32": ("uint32_val", 1), "DT_UINT64": ("uint64_val", 1), "DT_BOOL": ("bool_val", 1),
+    "DT_STRING": ("string_val", 1), "DT_COMPLEX64": ("scomplex_val", 2), "DT_COMPLEX128": ("dcomplex_val", 2),
+}
+
+
+def _decode_input(name: str, where: str, proto) -> np.ndarray:
+    """The array a request's ``TensorProto`` holds; ``_Abort(INVALID_ARGUMENT)`` when it is malformed.
+
+    The decision is TensorFlow's: a proto is accepted when both of TensorFlow's parsers accept it,
+    ``tf.make_ndarray`` and the C++ ``Tensor::FromProto`` that TF Serving uses (``tf.io.parse_tensor``):
+
+    * a negative dimension in ``tensor_shape`` is refused (``Tensor::FromProto`` refuses every one;
+      ``tf.make_ndarray`` refuses them too, except that NumPy's ``reshape`` silently infers ONE negative
+      dimension of a ``tensor_content`` proto: that accident is not followed);
+    * ``tensor_content`` must hold exactly the values the shape needs (both refuse other sizes);
+    * a typed field (``int_val``, ``float_val``, ...) may hold fewer values: the last one is repeated, none
+      gives zeros (both parsers); more values than the shape holds are refused (``tf.make_ndarray``
+      refuses them; ``Tensor::FromProto`` would silently drop the extra ones);
+    * ``unknown_rank`` is ignored and the listed dims are the shape (both parsers do so), and, as in both,
+      only the field of the proto's dtype is read (values in another field are not seen).
+    """
+    dims = [d.size for d in proto.tensor_shape.dim]
+    declared = _shape_text(dims)
+    dtype = _dtype_name(proto.dtype)
+    head = f"input {name!r} of {where}: malformed TensorProto ({dtype}, tensor_shape {declared})"
+    known = proto.dtype in types_pb2.DataType.values()
+    field, per_value = _VALUE_FIELDS.get(types_pb2.DataType.Name(proto.dtype) if known else "", (None, 1))
+    content, itemsize = proto.tensor_content, None
+    if content and field not in (None, "string_val"):
+        itemsize = np.dtype(tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype).itemsize
+        whole, stray = divmod(len(content), itemsize)
+        sent = f"sent: {whole} (tensor_content, {len(content)} bytes" + (f", {stray} stray)" if stray else ")")
+    elif field is not None:
+        sent = f"sent: {len(getattr(proto, field)) // per_value} ({field})"
+    else:
+        sent = "sent: unknown (unsupported dtype)"
+    negative = [axis for axis, size in enumerate(dims) if size < 0]
+    if negative:
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                     f"{head}: negative dimension(s) at axis {', '.join(map(str, negative))}: a tensor value needs "
+                     f"a fully defined shape (sizes >= 0; -1 means 'any size' in a signature only), so the shape "
+                     f"needs no definite number of values; {sent}")
+    needed = math.prod(dims)
+    if itemsize is not None and len(content) != needed * itemsize:
+        word = "too many" if len(content) > needed * itemsize else "too few"
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                     f"{head}: {word} values: the shape needs {needed} ({needed * itemsize} bytes of "
+                     f"tensor_content), {sent}; tensor_content must hold every value")
+    if not content and field is not None and len(getattr(proto, field)) // per_value > needed:
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                     f"{head}: too many values: the shape holds {needed}, {sent}")
+    try:
+        return tf.make_ndarray(proto)
+    except Exception as err:
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                     f"{head}: cannot decode it ({sent}): {err}") from None
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
@@ -155,7 +229,7 @@ class _Repository:
     def _scan(self) -> dict[str, dict[int, str]]:
         found = {}
         for model in os.scandir(self.base):
-            if not (model.is_dir() and _NAME_RE.match(model.name)):
+            if not (model.is_dir() and MODEL_NAME_PATTERN.match(model.name)):
                 continue
             versions = {
                 int(v.name): v.path for v in os.scandir(model.path)
@@ -288,18 +362,15 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_ser
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
                              f"input {name!r} of {where}: expected dtype {_dtype_name(info.dtype)}, "
                              f"got {_dtype_name(proto.dtype)}")
-            got = [d.size for d in proto.tensor_shape.dim]
+            value = _decode_input(name, where, proto)
+            got = list(value.shape)
             want = [d.size for d in info.tensor_shape.dim]
             if not info.tensor_shape.unknown_rank and (
                     len(got) != len(want) or any(w not in (-1, g) for w, g in zip(want, got))):
                 raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
                              f"input {name!r} of {where}: expected shape {_shape_text(want)} (-1: any size), "
                              f"got {_shape_text(got)}")
-            try:
-                inputs[name] = tf.constant(tf.make_ndarray(proto))
-            except Exception as err:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"input {name!r} of {where}: cannot decode the TensorProto: {err}") from None
+            inputs[name] = tf.constant(value)
         outputs = version.signatures[key](**inputs)
         names = list(request.output_filter) or sorted(outputs)
         unknown = sorted(set(names) - set(outputs))
