@@ -22,10 +22,11 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
+
+from tfvideo.files import atomic_write_json
 
 PROFILES = {
     "paper": dict(size=224, batch_size=128, lr=0.005, backbone="inception_v3", iterations=50,
@@ -39,6 +40,9 @@ SCHEDULES = {"hmdb51": (7000, (4000, 6000)), "ucf101": (18000, (10000, 16000))}
 
 
 def build_parser(dataset, description):
+    from tfvideo import cli
+
+    pos = cli.int_type(1)
     p = argparse.ArgumentParser(prog=f"python -m recipes.tvnet_{'hmdb' if dataset == 'hmdb51' else dataset}",
                                 description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,40 +52,96 @@ def build_parser(dataset, description):
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split")
     p.add_argument("--profile", choices=tuple(PROFILES), help="'paper' (default with --data-dir) "
                    "or 'cpu' (default on the built-in data); the flags below override it")
-    p.add_argument("--steps", type=int, help="training iterations of each stream (paper: "
+    p.add_argument("--steps", type=pos, help="training iterations of each stream (paper: "
                    f"{SCHEDULES[dataset][0]})")
-    p.add_argument("--epochs", type=int, help="alternative to --steps: passes of --steps-per-epoch")
-    p.add_argument("--steps-per-epoch", type=int, help="steps between logs/checkpoints")
-    p.add_argument("--batch-size", type=int, help="global batch (paper: 128, scaled to what fits)")
-    p.add_argument("--lr", type=float, help="initial learning rate of the CNNs (TVNet: lr / 255)")
-    p.add_argument("--size", type=int, help="crop size (square) fed to the networks")
+    p.add_argument("--epochs", type=pos, help="alternative to --steps: passes of --steps-per-epoch")
+    p.add_argument("--steps-per-epoch", type=pos, help="steps between logs/checkpoints")
+    p.add_argument("--batch-size", type=pos, help="global batch (paper: 128, scaled to what fits)")
+    p.add_argument("--lr", type=cli.float_type(), help="initial learning rate of the CNNs (TVNet: lr / 255)")
+    p.add_argument("--size", type=cli.int_type(16), help="crop size (square, >= 16) fed to the networks")
     p.add_argument("--backbone", choices=("small", "inception_v3", "resnet50", "mobilenet_v2"))
     p.add_argument("--weights", help="ImageNet weights file of the backbone (3 channels; 'imagenet' "
                                      "downloads them) -- cross-modality initialised for TVNet")
-    p.add_argument("--iterations", type=int, help="TVNet iterations (TVNet-50: 50)")
+    p.add_argument("--iterations", type=pos, help="TVNet iterations (TVNet-50: 50)")
     p.add_argument("--no-flow-loss", action="store_true", help="drop L_f (ablation)")
     p.add_argument("--freeze-tvnet", action="store_true", help="exact TV-L1, no training (ablation)")
-    p.add_argument("--segments", type=int, help="TSN segments in training")
-    p.add_argument("--eval-segments", type=int, help="stacks per video at test")
+    p.add_argument("--segments", type=pos, help="TSN segments in training")
+    p.add_argument("--eval-segments", type=pos, help="stacks per video at test")
     p.add_argument("--eval-crops", type=int, choices=(1, 3, 5, 10), help="crops per stack at test")
     p.add_argument("--eval-flips", action=argparse.BooleanOptionalAction, help="flipped test views")
-    p.add_argument("--videos-per-class", type=int, default=40, help="size of the built-in set")
+    p.add_argument("--videos-per-class", type=cli.int_type(2), default=40, help="size of the built-in set")
     p.add_argument("--strategy", default="auto",
-                   help="auto | default | mirrored | multiworker | onedevice")
-    p.add_argument("--devices", help="comma-separated devices for --strategy mirrored, e.g. "
+                   choices=("auto", "default", "mirrored", "multiworker", "onedevice"),
+                   help="tf.distribute strategy; auto: MultiWorkerMirroredStrategy when TF_CONFIG lists "
+                        "several workers, MirroredStrategy on >= 2 GPUs, else the default")
+    p.add_argument("--devices", help="comma-separated devices for --strategy mirrored/onedevice, e.g. "
                                      "/cpu:0,/cpu:1")
     p.add_argument("--run-dir", help="experiment folder (default runs/tvnet_<dataset>/<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its "
                                                         "last backup")
-    p.add_argument("--data-out", help="shard folder (default tfrecords/<dataset>[/splitN])")
+    p.add_argument("--data-out", help="shard folder (default tfrecords/<dataset>[/splitN]); a folder "
+                                      "holds the shards of one dataset and source settings")
     p.add_argument("--export", default=f"saved_models/tvnet_{'hmdb' if dataset == 'hmdb51' else dataset}",
                    help="TF Serving export: <base_dir>/<model name>")
-    p.add_argument("--workers", type=int, default=1, help="decoding processes for preparing shards")
+    p.add_argument("--workers", type=pos, default=1, help="decoding processes for preparing shards")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dry-run", action="store_true",
                    help="build everything and run one training step of each stream")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_output_flags(p)
     return p
+
+
+def check_args(args, cfg, dataset):
+    """Every problem of the arguments that can be found before any work, as ``error: ...`` texts
+    (reads only: no file is written, TensorFlow's runtime is not started)."""
+    from tfvideo.checks import check_model_name
+    from tfvideo.data.prepare import check_reusable
+    from tfvideo.training.run_dir import RunDir
+
+    if args.data_dir is not None:
+        if not os.path.isdir(args.data_dir):
+            return [f"--data-dir {args.data_dir}: not a folder"]
+        if not os.listdir(args.data_dir):
+            return [f"--data-dir {args.data_dir}: the folder is empty (expected {dataset.upper()} in "
+                    "its official layout)"]
+    if args.weights not in (None, "imagenet") and not os.path.isfile(args.weights):
+        return [f"--weights {args.weights}: no such file"]
+    if args.devices and args.strategy not in ("mirrored", "onedevice"):
+        return ["--devices goes with --strategy mirrored or onedevice"]
+    try:
+        check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
+    except ValueError as err:
+        return [str(err)]
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    if sum(len(cluster.get(k, [])) for k in ("chief", "worker")) > 1 and args.run_dir is None:
+        return ["a multi-worker run (TF_CONFIG lists several workers) needs --run-dir: the same folder, "
+                "on a file system every worker sees, in every worker's command"]
+    problem = RunDir.check_new_or_resume(run_dir_of(args, cfg), args.resume)
+    if problem:
+        return [problem]
+    try:
+        check_reusable(*data_source(args, cfg, dataset), split=cfg["split"],
+                       motion_options=motion_options(cfg))
+    except ValueError as err:
+        return [str(err)]
+    return []
+
+
+def run_dir_of(args, cfg):
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", f"tvnet_{cfg['dataset']}", time.strftime("%Y%m%d-%H%M%S"))
+    return args.run_dir
+
+
+def data_source(args, cfg, dataset):
+    """``(dataset name for prepare, shard folder, data_dir)``."""
+    if cfg["dataset"] == "motion":
+        return "motion", args.data_out or "tfrecords/motion", None
+    return dataset, args.data_out or os.path.join("tfrecords", dataset, f"split{cfg['split']}"), args.data_dir
+
+
+def motion_options(cfg):
+    return dict(videos_per_class=cfg["videos_per_class"]) if cfg["dataset"] == "motion" else None
 
 
 def resolve(args, dataset):
@@ -113,22 +173,24 @@ def resolve(args, dataset):
     return cfg
 
 
-def prepare_data(args, cfg, dataset, log):
-    from tfvideo.data.prepare import prepare
+def prepare_data(args, cfg, dataset, log, chief=True):
+    """Writes the shards (the chief of a multi-worker run; the others wait for them)."""
+    from tfvideo.data.prepare import prepare, wait_until_prepared
 
-    if cfg["dataset"] == "motion":
-        out = args.data_out or "tfrecords/motion"
+    name, out, data_dir = data_source(args, cfg, dataset)
+    if name == "motion":
         log(f"data: the built-in 'motion' dataset (8 camera-motion classes filmed on scikit-image "
             f"photographs, HMDB51 layout, split {cfg['split']}) -- NOT {dataset.upper()}; pass "
             f"--data-dir for the real data")
-        summary = prepare("motion", out, split=cfg["split"], workers=args.workers,
-                          progress=not args.quiet, log=None,
-                          motion_options=dict(videos_per_class=cfg["videos_per_class"]))
     else:
-        out = args.data_out or os.path.join("tfrecords", dataset, f"split{cfg['split']}")
-        log(f"data: {dataset.upper()} split {cfg['split']} from {args.data_dir}")
-        summary = prepare(dataset, out, args.data_dir, split=cfg["split"], workers=args.workers,
-                          short_side=cfg["short_side"], progress=not args.quiet, log=log)
+        log(f"data: {dataset.upper()} split {cfg['split']} from {data_dir}")
+    if not chief:
+        wait_until_prepared(out, log=log)
+    summary = prepare(name, out, data_dir, split=cfg["split"], workers=args.workers,
+                      short_side=None if name == "motion" else cfg["short_side"],
+                      progress=not args.quiet and chief,
+                      log=None if name == "motion" or not chief else log,
+                      motion_options=motion_options(cfg))
     counts = {k: v["videos"] for k, v in summary["splits"].items()}
     log(f"shards: {out} ({counts.get('train', 0)} train / {counts.get('test', 0)} test videos, "
         f"{len(summary['classes'])} classes)")
@@ -186,35 +248,43 @@ def flow_images(model, batch):
 
 
 def run(argv, dataset, description):
-    args = build_parser(dataset, description).parse_args(argv)
-    started = time.time()
+    parser = build_parser(dataset, description)
+    args = parser.parse_args(argv)
+    cfg = resolve(args, dataset)
+    for problem in check_args(args, cfg, dataset):  # before any work: nothing written yet
+        parser.error(problem)
+    log = cli_log()
 
-    def log(msg):
-        print(f"[{time.time() - started:6.0f}s] {msg}", flush=True)
+    from tfvideo import training  # the strategy first: multi-worker needs it before TF starts
+
+    devices = args.devices.split(",") if args.devices else None
+    try:
+        strategy = training.resolve_strategy(args.strategy, devices)
+        training.replica_batch(cfg["batch_size"], strategy)
+    except ValueError as err:
+        parser.error(str(err))
+    chief = training.is_chief(strategy)
+    run_dir = training.RunDir(args.run_dir)
+    if chief:
+        try:
+            run_dir.lock()
+        except RuntimeError as err:
+            parser.error(str(err))
+        atomic_write_json(run_dir.config_path, cfg)
+    log(f"strategy: {training.describe_strategy(strategy)}; global batch {cfg['batch_size']}")
 
     import keras
     import tensorflow as tf
 
-    from tfvideo import evaluation, export, training
+    from tfvideo import evaluation, export
     from tfvideo.models import tvnet as tvmodels
 
-    cfg = resolve(args, dataset)
     keras.utils.set_random_seed(cfg["seed"])
-    shards, classes = prepare_data(args, cfg, dataset, log)
-    run_dir = args.run_dir or os.path.join("runs", f"tvnet_{cfg['dataset']}",
-                                           time.strftime("%Y%m%d-%H%M%S"))
-    if os.path.exists(os.path.join(run_dir, "config.json")) and not args.resume:
-        raise SystemExit(f"error: {run_dir} holds a run already; pass --resume to continue it or "
-                         "choose another --run-dir")
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2, default=str)
-    devices = args.devices.split(",") if args.devices else None
-    strategy = training.resolve_strategy(args.strategy, devices)
-    log(f"strategy: {training.describe_strategy(strategy)}; global batch {cfg['batch_size']}")
-    training.replica_batch(cfg["batch_size"], strategy)
+    shards, classes = prepare_data(args, cfg, dataset, log, chief=chief)
     train_ds, test_ds = datasets(shards, cfg, eval_only_batches=1 if args.dry_run else None)
     size = (cfg["size"], cfg["size"])
+    # no check_finite here: the frames are uint8 (decoded JPEG), which cannot hold NaN or inf, and
+    # the check would keep the model out of XLA (tvnet_middlebury, whose frames are float, checks)
     tv = {"iterations": cfg["iterations"], "xla_iterations": True}
     with strategy.scope():
         temporal = tvmodels.temporal_stream(
@@ -225,22 +295,26 @@ def run(argv, dataset, description):
         compile_model(temporal, cfg, tvnet=True)
         compile_model(spatial, cfg, tvnet=False)
     fixed = next(iter(test_ds))[0]["frames"][:4, :1].numpy()
-    log(f"run dir: {run_dir}; {cfg['steps']} steps x batch {cfg['batch_size']} per stream "
+    log(f"run dir: {run_dir.path}; {cfg['steps']} steps x batch {cfg['batch_size']} per stream "
         f"({cfg['epochs']} epochs of {cfg['steps_per_epoch']}), lr {cfg['lr']} "
         f"(/10 at {cfg['lr_boundaries']}), TVNet-{cfg['iterations']} "
         f"{'trained (lr / 255)' if cfg['train_tvnet'] else 'frozen'}, L_f weight "
         f"{cfg['flow_loss_weight']}, backbone {cfg['backbone']}, {cfg['size']}px crops")
-    results = {}
     for name, model in (("temporal", temporal), ("spatial", spatial)):
         log(f"training the {name} stream ({'TVNet flows' if name == 'temporal' else 'RGB frames'})")
-        training.train(model, train_ds, run_dir=os.path.join(run_dir, name), epochs=cfg["epochs"],
+        training.train(model, train_ds, run_dir=os.path.join(run_dir.path, name), epochs=cfg["epochs"],
                        steps_per_epoch=cfg["steps_per_epoch"], config=cfg, monitor=None,
                        backup_every_steps=cfg["steps_per_epoch"],
                        image_fn=flow_images(model, fixed) if name == "temporal" else None,
                        verbose=0 if args.quiet else "auto")
+    if not chief:
+        log(f"{training.task_name(strategy)} done: the chief evaluates and exports")
+        return {"config": cfg, "run_dir": str(run_dir.path), "chief": False}
+    results = {}
+    for name, model in (("temporal", temporal), ("spatial", spatial)):
         log(f"evaluating the {name} stream")
         results[name] = evaluation.evaluate(model, test_ds, class_names=classes, softmax=True,
-                                            out_dir=os.path.join(run_dir, "eval", name),
+                                            out_dir=run_dir.eval / name,
                                             progress=not args.quiet)
     fused = evaluation.fuse_scores([results["spatial"]["videos"], results["temporal"]["videos"]],
                                    evaluation.TWO_STREAM_WEIGHTS)
@@ -264,13 +338,12 @@ def run(argv, dataset, description):
         log(line)
     summary = {k: {m: results[k][m] for m in ("top1", "top5", "mean_class_accuracy", "num_videos")}
                for k in results}
-    with open(os.path.join(run_dir, "eval", "summary.json"), "w") as f:
-        json.dump({"config": cfg, "results": summary}, f, indent=2, default=str)
+    atomic_write_json(run_dir.eval / "summary.json", {"config": cfg, "results": summary})
 
     # export: the two-stream model, TVNet without XLA (stock TF Serving), plus a "flow" signature
     plain = tvmodels.without_xla(tvmodels.two_stream(spatial, temporal))
     tvnet_layer = plain.get_layer("temporal").get_layer("flow_stack").tvnet
-    pair = tf.TensorSpec((None, *size, 3), tf.uint8)
+    pair = tf.TensorSpec((None, None, None, 3), tf.uint8)  # any frame size: TVNet takes any
     signatures = {
         "serving_default": export.classifier_signature(plain),
         "flow": export.function_signature(
@@ -281,6 +354,12 @@ def run(argv, dataset, description):
     path = export.export_for_serving(plain, base_dir or ".", name, signatures=signatures,
                                      print_signatures=not args.quiet)
     log(f"exported the two-stream model to {path} (TF Serving layout; {base_dir}/models.config)")
-    log(f"done in {(time.time() - started) / 60:.1f} min")
-    return {"config": cfg, "results": summary, "export": path, "run_dir": run_dir,
+    log(f"done in {(time.time() - log.started) / 60:.1f} min")
+    return {"config": cfg, "results": summary, "export": path, "run_dir": str(run_dir.path),
             "model": plain}
+
+
+def cli_log():
+    from tfvideo.cli import timed_log
+
+    return timed_log()

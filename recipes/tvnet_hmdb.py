@@ -5,9 +5,8 @@ same path on it with the ``cpu`` profile (under 15 minutes on 2 cores). See
 :mod:`recipes.tvnet_common` for the steps and the two profiles, ``--help`` for every option.
 """
 
-import sys
-
 from recipes.tvnet_common import run
+from tfvideo.cli import run_main
 
 
 def main(argv=None):
@@ -15,4 +14,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

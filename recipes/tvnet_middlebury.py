@@ -12,44 +12,79 @@ the ``motion`` set's clips (real photographs, exact similarity-motion ground tru
 :func:`tfvideo.data.motion.exact_flow`), ``--pairs`` for training and as many held out, and a
 shorter default schedule (``--steps 100``; the paper's is 3000) so the run takes minutes on a CPU.
 
+Training runs on the shared harness (:func:`tfvideo.training.train`: run folder with ``--resume``,
+``metrics.jsonl``, TensorBoard, last checkpoint) as a Keras model ``(frame0, frame1) -> flow`` with
+:func:`tfvideo.losses.endpoint_error_loss`. Batch gradient descent: when all training pairs have one
+size, every step is one batch of all of them; when sizes differ (real Middlebury), every step is
+``len(pairs)`` micro-batches of one pair with Keras's ``gradient_accumulation_steps`` (the same
+gradient: the mean of the per-pair EPE gradients) and ``u0`` is one flow vector (``u0_size`` (1, 1),
+since a per-pixel ``u0`` has no meaning across sizes).
+
 Ends by exporting the trained TVNet as a flow model (signature ``serving_default``: uint8 ``frame0``,
-``frame1`` -> ``flow``) in TF Serving's layout.
+``frame1`` of any size -> ``flow``) in TF Serving's layout.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
-import sys
 import time
 
 import numpy as np
 
+from tfvideo import cli
+from tfvideo.files import atomic_write_json
+
 
 def build_parser():
+    pos = cli.int_type(1)
     p = argparse.ArgumentParser(prog="python -m recipes.tvnet_middlebury",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", help="Middlebury root; default: the built-in pairs")
-    p.add_argument("--steps", type=int, help="gradient steps (paper: 3000; built-in default 100)")
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate (batch gradient descent)")
-    p.add_argument("--iterations", type=int, default=50, help="TVNet iterations (TVNet-50)")
-    p.add_argument("--scales", type=int, default=1)
-    p.add_argument("--warps", type=int, default=1)
-    p.add_argument("--pairs", type=int, default=8, help="built-in: training pairs (and held-out)")
-    p.add_argument("--size", default="96x128", help="built-in: HxW of the pairs")
+    p.add_argument("--steps", type=pos, help="gradient steps (paper: 3000; built-in default 100)")
+    p.add_argument("--steps-per-epoch", type=pos, help="steps between log lines and backups "
+                                                       "(default: a tenth of --steps)")
+    p.add_argument("--lr", type=cli.float_type(), default=0.05, help="learning rate (batch gradient descent)")
+    p.add_argument("--iterations", type=pos, default=50, help="TVNet iterations (TVNet-50)")
+    p.add_argument("--scales", type=pos, default=1)
+    p.add_argument("--warps", type=pos, default=1)
+    p.add_argument("--pairs", type=pos, default=8, help="built-in: training pairs (and held-out)")
+    p.add_argument("--size", type=cli.size_type(16), default=(96, 128),
+                   help="built-in: HEIGHTxWIDTH of the pairs (height first)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", help="default runs/tvnet_middlebury/<time>")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--export", default="saved_models/tvnet_flow",
                    help="TF Serving export: <base_dir>/<model name>")
     p.add_argument("--dry-run", action="store_true", help="build everything, one step")
-    p.add_argument("--quiet", action="store_true")
+    cli.add_output_flags(p)
     return p
 
 
+def check_args(args):
+    """Problems found before any work (reads only)."""
+    from tfvideo.checks import check_model_name
+    from tfvideo.training.run_dir import RunDir
+
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        return [f"--data-dir {args.data_dir}: not a folder"]
+    if args.data_dir is not None and not os.listdir(args.data_dir):
+        return [f"--data-dir {args.data_dir}: the folder is empty (expected Middlebury's other-data/ "
+                "and other-gt-flow/)"]
+    try:
+        check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
+    except ValueError as err:
+        return [str(err)]
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", "tvnet_middlebury", time.strftime("%Y%m%d-%H%M%S"))
+    problem = RunDir.check_new_or_resume(args.run_dir, args.resume)
+    return [problem] if problem else []
+
+
 def builtin_pairs(count, size, seed, offset):
-    """``count`` (frame0, frame1, flow, valid) pairs from motion clips ``offset..offset+count``."""
+    """``count`` (frame0, frame1, flow, valid, name) pairs from motion clips ``offset..offset+count``."""
     from tfvideo.data import motion
 
     pairs = []
@@ -66,8 +101,6 @@ def middlebury_pairs(root):
     from tfvideo.data.flow_sets import middlebury_items
 
     items, problems = middlebury_items(root)
-    if not items:
-        raise SystemExit(f"error: no Middlebury scene with ground truth under {root}")
     pairs = []
     for item in items:
         d = item.load()
@@ -90,98 +123,117 @@ def opencv_epe(pairs):
     return float(np.mean(errors))
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    started = time.time()
+def pair_dataset(pairs, batch):
+    """``((frame0, frame1), flow + validity)`` of every pair, ``batch`` pairs per element, repeated."""
+    import tensorflow as tf
 
-    def log(msg):
-        print(f"[{time.time() - started:6.0f}s] {msg}", flush=True)
+    def element(p):
+        f0, f1, gt, valid = (np.asarray(v, np.float32) for v in p[:4])
+        return (f0, f1), np.concatenate([np.nan_to_num(gt), valid[..., None]], axis=-1)
+
+    if batch > 1:  # one size: one tensor per field
+        (f0, f1), y = zip(*(element(p) for p in pairs))
+        return tf.data.Dataset.from_tensor_slices(((np.stack(f0), np.stack(f1)), np.stack(y))) \
+            .batch(batch).repeat()
+    parts = [tf.data.Dataset.from_tensors(element(p)).batch(1) for p in pairs]
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.concatenate(part)
+    return data.repeat()
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for problem in check_args(args):
+        parser.error(problem)
+    log = cli.timed_log()
+
+    from tfvideo import training  # the strategy first (before anything starts TensorFlow's runtime)
+
+    strategy = training.resolve_strategy("auto")
+    if args.data_dir:
+        train_pairs, test_pairs, problems = middlebury_pairs(args.data_dir)
+        if not train_pairs:
+            parser.error(f"--data-dir {args.data_dir}: no Middlebury scene with ground truth "
+                         "(other-data/<scene>/frame10.png, frame11.png + other-gt-flow/<scene>/flow10.flo)")
+        source = f"Middlebury ({args.data_dir})"
+        steps = args.steps or 3000
+        for path, reason in problems:
+            log(f"skipped {path}: {reason}")
+    else:
+        train_pairs = builtin_pairs(args.pairs, args.size, args.seed, 0)
+        test_pairs = builtin_pairs(args.pairs, args.size, args.seed, 1000)
+        h, w = args.size
+        source = (f"built-in pairs (motion clips, exact flow, {h}x{w}) -- NOT Middlebury; pass "
+                  "--data-dir for the real data")
+        steps = args.steps or 100
+    if args.dry_run:
+        steps = 1
+    chief = training.is_chief(strategy)
+    run_dir = training.RunDir(args.run_dir)
+    if chief:
+        try:
+            run_dir.lock()
+        except RuntimeError as err:
+            parser.error(str(err))
 
     import keras
     import tensorflow as tf
 
     from tfvideo import export
     from tfvideo.layers import TVNet
+    from tfvideo.losses import endpoint_error_loss
     from tfvideo.ops import endpoint_error
 
     keras.utils.set_random_seed(args.seed)
-    if args.data_dir:
-        train_pairs, test_pairs, problems = middlebury_pairs(args.data_dir)
-        source = f"Middlebury ({args.data_dir})"
-        steps = args.steps or 3000
-        for path, reason in problems:
-            log(f"skipped {path}: {reason}")
-    else:
-        h, w = (int(v) for v in args.size.lower().split("x"))
-        train_pairs = builtin_pairs(args.pairs, (h, w), args.seed, 0)
-        test_pairs = builtin_pairs(args.pairs, (h, w), args.seed, 1000)
-        source = (f"built-in pairs (motion clips, exact flow, {h}x{w}) -- NOT Middlebury; pass "
-                  "--data-dir for the real data")
-        steps = args.steps or 100
-    if args.dry_run:
-        steps = 1
     log(f"data: {source}: {len(train_pairs)} training pairs, {len(test_pairs)} held out")
-    sizes = {p[0].shape[:2] for p in train_pairs + test_pairs}
-    tvnet = TVNet(scales=args.scales, warps=args.warps, iterations=args.iterations,
-                  u0_size=None if len(sizes) == 1 else (1, 1), name="tvnet")
-    first = train_pairs[0][0]
-    tvnet.build([(None, *first.shape), (None, *first.shape)])
-    def batch_of_one(pair):  # (frame0, frame1, flow as float32; validity as bool), batch axis added
-        f0, f1, gt, valid = pair[:4]
-        return (*(tf.constant(v[None], tf.float32) for v in (f0, f1, gt)), tf.constant(valid[None]))
-
-    as_tensors = [batch_of_one(p) for p in train_pairs]
-
-    def pair_epe(f0, f1, gt, valid):
-        return endpoint_error(tvnet([f0, f1]), gt, mask=valid)
-
-    epe_fn = tf.function(pair_epe, reduce_retracing=True)
+    sizes = {p[0].shape[:2] for p in train_pairs}
+    one_size = len(sizes) == 1
+    n = len(train_pairs)
+    per_epoch = args.steps_per_epoch or max(1, steps // 10)
+    epochs = math.ceil(steps / per_epoch)
+    micro = 1 if one_size else n  # micro-batches per gradient step
+    cfg = {"source": source, "steps": epochs * per_epoch, "steps_per_epoch": per_epoch, "lr": args.lr,
+           "tvnet": [args.scales, args.warps, args.iterations], "pairs": n, "one_size": one_size,
+           "seed": args.seed}
+    with strategy.scope():
+        shape = (*next(iter(sizes)), 3) if one_size else (None, None, 3)
+        frame0, frame1 = keras.Input(shape, name="frame0"), keras.Input(shape, name="frame1")
+        tvnet = TVNet(scales=args.scales, warps=args.warps, iterations=args.iterations,
+                      check_finite=True, name="tvnet")
+        model = keras.Model([frame0, frame1], tvnet([frame0, frame1]), name="tvnet_flow")
+        model.compile(keras.optimizers.SGD(args.lr, gradient_accumulation_steps=micro if micro > 1 else None),
+                      loss=endpoint_error_loss, jit_compile=False)
+    flow_fn = tf.function(lambda a, b: tvnet([a, b]), reduce_retracing=True)
 
     def mean_epe(pairs):
-        return float(np.mean([float(epe_fn(*batch_of_one(p))) for p in pairs]))
-
-    optimizer = keras.optimizers.SGD(args.lr)
-
-    @tf.function(reduce_retracing=True)
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.add_n([pair_epe(*p) for p in as_tensors]) / len(as_tensors)
-        grads = tape.gradient(loss, tvnet.trainable_variables)
-        optimizer.apply(grads, tvnet.trainable_variables)
-        return loss
+        return float(np.mean([float(endpoint_error(flow_fn(f0[None].astype(np.float32), f1[None].astype(np.float32)),
+                                                   gt[None], mask=valid[None]))
+                              for f0, f1, gt, valid, _ in pairs]))
 
     before = {"train": mean_epe(train_pairs), "held_out": mean_epe(test_pairs)}
     reference = {"train": opencv_epe(train_pairs), "held_out": opencv_epe(test_pairs)}
     log(f"EPE before training: train {before['train']:.3f} px, held out {before['held_out']:.3f} px "
         f"(OpenCV TV-L1: {reference['train']:.3f} / {reference['held_out']:.3f})")
-    run_dir = args.run_dir or os.path.join("runs", "tvnet_middlebury", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(run_dir, exist_ok=True)
     log(f"training TVNet-{args.iterations} ({args.scales}-{args.warps}-{args.iterations}) with the "
-        f"EPE loss: {steps} steps of batch gradient descent, lr {args.lr}; run dir {run_dir}")
-    history = []
-    with open(os.path.join(run_dir, "metrics.jsonl"), "a") as log_file:
-        for k in range(1, steps + 1):
-            loss = float(step())
-            history.append(loss)
-            if k == 1 or k % max(1, steps // 10) == 0 or k == steps:
-                log_file.write(json.dumps({"step": k, "epe": loss, "time": time.time()}) + "\n")
-                log_file.flush()
-                if not args.quiet:
-                    log(f"  step {k}/{steps}: training EPE {loss:.4f} px")
+        f"EPE loss: {cfg['steps']} steps of batch gradient descent over {n} pairs"
+        f"{'' if one_size else f' ({n} accumulated micro-batches each: sizes differ)'}, lr {args.lr}; "
+        f"run dir {run_dir.path}")
+    training.train(model, pair_dataset(train_pairs, n if one_size else 1), run_dir=run_dir,
+                   epochs=epochs, steps_per_epoch=per_epoch * micro, config=cfg, monitor=None,
+                   backup_every_steps=per_epoch * micro, verbose=0 if args.quiet else "auto")
     after = {"train": mean_epe(train_pairs), "held_out": mean_epe(test_pairs)}
     log(f"EPE after training:  train {after['train']:.3f} px, held out {after['held_out']:.3f} px "
         f"(before: {before['train']:.3f} / {before['held_out']:.3f}; OpenCV TV-L1: "
         f"{reference['train']:.3f} / {reference['held_out']:.3f})")
-    results = {"source": source, "steps": steps, "before": before, "after": after,
+    results = {"source": source, "steps": cfg["steps"], "before": before, "after": after,
                "opencv_tvl1": reference}
-    with open(os.path.join(run_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    if not chief:
+        return {**results, "run_dir": str(run_dir.path), "tvnet": tvnet}
+    atomic_write_json(run_dir.eval / "results.json", results)
 
-    h, w = first.shape[:2]
-    frames0 = keras.Input((h, w, 3), dtype="uint8", name="frame0")
-    frames1 = keras.Input((h, w, 3), dtype="uint8", name="frame1")
-    model = keras.Model([frames0, frames1], tvnet([frames0, frames1]), name="tvnet_flow")
-    spec = tf.TensorSpec((None, h, w, 3), tf.uint8)
+    spec = tf.TensorSpec((None, None, None, 3), tf.uint8)  # any frame size: TVNet takes any
     signature = export.function_signature(
         lambda a, b: tvnet([tf.cast(a, tf.float32), tf.cast(b, tf.float32)]),
         {"frame0": spec, "frame1": spec}, "flow")
@@ -189,9 +241,9 @@ def main(argv=None):
     path = export.export_for_serving(model, base_dir or ".", name,
                                      signatures={"serving_default": signature},
                                      print_signatures=not args.quiet)
-    log(f"exported TVNet to {path}; done in {(time.time() - started) / 60:.1f} min")
-    return {**results, "export": path, "run_dir": run_dir, "tvnet": tvnet}
+    log(f"exported TVNet to {path}; done in {(time.time() - log.started) / 60:.1f} min")
+    return {**results, "export": path, "run_dir": str(run_dir.path), "tvnet": tvnet}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run_main(main)

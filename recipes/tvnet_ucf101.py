@@ -4,9 +4,8 @@ Same code as :mod:`recipes.tvnet_hmdb` with UCF101's layout and schedule (18000 
 at 10000 and 16000). Without ``--data-dir`` it runs on the built-in ``motion`` set.
 """
 
-import sys
-
 from recipes.tvnet_common import run
+from tfvideo.cli import run_main
 
 
 def main(argv=None):
@@ -14,4 +13,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_main(main)

@@ -19,7 +19,8 @@ import threading
 
 from tfvideo import checks
 
-__all__ = ["add_output_flags", "float_type", "int_type", "quiet_native_logs", "size_type"]
+__all__ = ["add_output_flags", "float_type", "int_type", "quiet_native_logs", "run_main", "size_type",
+           "timed_log"]
 
 
 def int_type(minimum: int = 1):
@@ -135,3 +136,25 @@ def quiet_native_logs(verbose: bool = False) -> None:
 
     real_copy = os.dup(real)
     atexit.register(flush)
+
+
+def run_main(main, argv=None) -> None:
+    """``sys.exit(main(argv))`` for ``python -m`` entry points, with TensorFlow's native log lines
+    hidden unless ``--verbose`` is among the arguments (see :func:`quiet_native_logs`)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_native_logs(verbose="--verbose" in argv)
+    result = main(argv)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def timed_log():
+    """A ``log(message)`` that prints ``[   12s] message`` (seconds since this call), flushed."""
+    import time
+
+    started = time.time()
+
+    def log(message):
+        print(f"[{time.time() - started:6.0f}s] {message}", flush=True)
+
+    log.started = started
+    return log

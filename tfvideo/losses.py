@@ -1,18 +1,22 @@
 """Keras-usable losses of the seed papers.
 
 ``tvl1_energy`` is the TV-L1 energy of the TVNet paper (seed 002, Eq. 1), used as the flow loss L_f of
-Eq. 13. Other losses (EPE, scaled Huber, ...) join this module with the issues that need them.
+Eq. 13. ``endpoint_error_loss`` is the EPE of Eq. 14 as a Keras loss with a validity channel (TVNet's
+training on ground-truth flow, Sec. 5.1). Other losses (scaled Huber, ...) join this module with the
+issues that need them.
 """
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from tfvideo.ops.differences import forward_gradient
+from tfvideo.ops.flow import endpoint_error
 from tfvideo.ops.image import to_grey
 from tfvideo.ops.warp import backward_warp
 
-__all__ = ["tvl1_energy"]
+__all__ = ["endpoint_error_loss", "tvl1_energy"]
 
 
 def tvl1_energy(frame0, frame1, flow, lbda: float = 0.15, epsilon: float = 1e-12, reduction: str = "mean"):
@@ -53,3 +57,28 @@ def tvl1_energy(frame0, frame1, flow, lbda: float = 0.15, epsilon: float = 1e-12
     if reduction == "none":
         return per_sample
     return tf.reduce_mean(per_sample)
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+def endpoint_error_loss(y_true, y_pred):
+    """Per-sample EPE (seed 002, Eq. 14) over the valid pixels, as a Keras loss.
+
+    Args:
+      y_true: ``(batch, H, W, 3)``: the ground-truth flow ``(u, v)`` and a validity channel (1 valid,
+        0 unknown; unknown pixels may hold NaN flow). Stacking validity into the target keeps the
+        mean over the *valid* pixels of each sample exact (a Keras ``sample_weight`` would divide by
+        all pixels).
+      y_pred: ``(batch, H, W, 2)`` predicted flow.
+
+    Returns:
+      ``(batch,)``: each sample's mean EPE over its valid pixels (0 if it has none); Keras then
+      averages over the batch.
+    """
+    y_true = tf.convert_to_tensor(y_true)
+    y_pred = tf.convert_to_tensor(y_pred)
+    if y_true.shape.rank is not None and (y_true.shape.rank != 4 or y_true.shape[-1] not in (None, 3)):
+        raise ValueError(f"y_true must be (batch, H, W, 3) = flow (u, v) + validity; got {y_true.shape}")
+    valid = tf.cast(y_true[..., 2], y_pred.dtype)
+    per_pixel = endpoint_error(y_pred, y_true[..., :2], mask=valid, reduce=False)
+    count = tf.reduce_sum(valid, axis=[1, 2])
+    return tf.math.divide_no_nan(tf.reduce_sum(per_pixel, axis=[1, 2]), count)

@@ -13,7 +13,7 @@ TINY = ["--videos-per-class", "2", "--steps", "2", "--steps-per-epoch", "1", "--
         "--iterations", "3", "--eval-segments", "2", "--quiet"]
 
 
-def test_hmdb_recipe_on_tiny_builtin_data_exports_what_it_trained(tmp_path):
+def test_hmdb_recipe_on_tiny_builtin_data_exports_what_it_trained(tmp_path, capsys):
     out = tvnet_hmdb.main(TINY + ["--data-out", str(tmp_path / "data"), "--run-dir",
                                   str(tmp_path / "run"), "--export",
                                   str(tmp_path / "saved_models" / "tvnet_hmdb")])
@@ -43,8 +43,15 @@ def test_hmdb_recipe_on_tiny_builtin_data_exports_what_it_trained(tmp_path):
     flow = loaded.signatures["flow"](frame0=tf.constant(frames[:, 0, 0]),
                                      frame1=tf.constant(frames[:, 0, 1]))["flow"]
     assert flow.shape == (len(frames), 24, 24, 2)
-    with pytest.raises(SystemExit, match="--resume"):  # a used run dir is not silently reused
+    # the flow signature takes any frame size (TVNet does): same flow as the trained layer
+    big = np.random.default_rng(5).integers(0, 256, (2, 2, 40, 56, 3), dtype=np.uint8)
+    served = loaded.signatures["flow"](frame0=tf.constant(big[0]), frame1=tf.constant(big[1]))["flow"]
+    tvnet = out["model"].get_layer("temporal").get_layer("flow_stack").tvnet
+    np.testing.assert_allclose(served.numpy(), tvnet([big[0].astype("float32"), big[1].astype("float32")]),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(SystemExit) as exit_info:  # a used run dir is not silently reused
         tvnet_hmdb.main(TINY + ["--data-out", str(tmp_path / "data"), "--run-dir", str(run)])
+    assert exit_info.value.code == 2 and "pass --resume" in capsys.readouterr().err
 
 
 def test_profiles_follow_the_paper():
@@ -64,13 +71,71 @@ def test_profiles_follow_the_paper():
     assert cpu["flow_loss_weight"] == 0.0 and not cpu["train_tvnet"]
 
 
-def test_every_option_is_documented():
-    text = tvnet_common.build_parser("hmdb51", "").format_help()
-    for option in ("--data-dir", "--split", "--steps", "--epochs", "--backbone", "--strategy",
-                   "--run-dir", "--resume", "--export", "--dry-run", "--no-flow-loss",
-                   "--freeze-tvnet"):
-        assert option in text
-    assert "--data-dir" in tvnet_middlebury.build_parser().format_help()
+def test_options_change_the_resolved_configuration():
+    """Each flag reaches the run's configuration (not just --help)."""
+    parser = tvnet_common.build_parser("hmdb51", "")
+    base = tvnet_common.resolve(parser.parse_args([]), "hmdb51")
+    changes = {("--steps", "28", "--steps-per-epoch", "7"): {"steps": 28, "steps_per_epoch": 7, "epochs": 4},
+               ("--epochs", "3", "--steps-per-epoch", "5"): {"steps": 15, "epochs": 3},
+               ("--batch-size", "4",): {"batch_size": 4}, ("--lr", "0.5",): {"lr": 0.5},
+               ("--size", "32",): {"size": 32}, ("--backbone", "resnet50"): {"backbone": "resnet50"},
+               ("--iterations", "7",): {"iterations": 7}, ("--no-flow-loss",): {"flow_loss_weight": 0.0},
+               ("--freeze-tvnet",): {"train_tvnet": False}, ("--segments", "2"): {"segments": 2},
+               ("--eval-segments", "3", "--eval-crops", "5", "--eval-flips"):
+                   {"eval_segments": 3, "eval_crops": 5, "eval_flips": True},
+               ("--videos-per-class", "5"): {"videos_per_class": 5}, ("--split", "2"): {"split": 2},
+               ("--seed", "4"): {"seed": 4}, ("--dry-run",): {"steps": 1, "steps_per_epoch": 1},
+               ("--profile", "paper"): {"batch_size": 128, "size": 224}}
+    for flags, want in changes.items():
+        cfg = tvnet_common.resolve(parser.parse_args(list(flags)), "hmdb51")
+        assert {k: cfg[k] for k in want} == want, flags
+        assert any(base[k] != v for k, v in want.items()), flags  # the flag really changed something
+    mb = tvnet_middlebury.build_parser()
+    assert mb.parse_args(["--size", "40x56"]).size == (40, 56)  # height first
+    assert mb.parse_args(["--size", "48"]).size == (48, 48)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got '0'"),
+    (["--size", "8"], "argument --size: expected an integer >= 16, got '8'"),
+    (["--steps", "-3"], "argument --steps: expected an integer >= 1"),
+    (["--lr", "nan"], "argument --lr: expected a finite number > 0"),
+    (["--data-dir", "{tmp}/empty"], "the folder is empty"),
+    (["--data-dir", "{tmp}/a_file"], "not a folder"),
+    (["--devices", "/cpu:0"], "--devices goes with --strategy mirrored or onedevice"),
+    (["--export", "{tmp}/out/.hidden"], "--export's last part must be"),
+    (["--resume"], "holds no run to resume"),
+])
+def test_bad_arguments_exit_2_before_writing_anything(tmp_path, capsys, flags, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    with pytest.raises(SystemExit) as exit_info:
+        tvnet_hmdb.main(flags + ["--run-dir", str(tmp_path / "run"), "--data-out", str(tmp_path / "data"),
+                                 "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no shards
+
+
+def test_a_shard_folder_belongs_to_one_builtin_set_size(tmp_path, capsys):
+    """Preparing the built-in set with another size into the same folder is refused, in both directions,
+    before anything is generated."""
+    from tfvideo.data.prepare import prepare
+
+    prepare("motion", tmp_path / "data", progress=False, log=None, motion_options={"videos_per_class": 3})
+    manifest = (tmp_path / "data" / "manifest.json").read_text()
+    for other in ("2", "4"):
+        with pytest.raises(SystemExit) as exit_info:
+            tvnet_hmdb.main(["--videos-per-class", other, "--data-out", str(tmp_path / "data"),
+                             "--run-dir", str(tmp_path / f"run{other}"), "--quiet"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"videos_per_class': 3" in err and f"videos_per_class': {other}" in err, err
+        assert "--data-out" in err and not (tmp_path / f"run{other}").exists()
+    assert (tmp_path / "data" / "manifest.json").read_text() == manifest  # untouched
 
 
 def test_middlebury_recipe_on_builtin_pairs_lowers_the_training_epe(tmp_path):

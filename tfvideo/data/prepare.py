@@ -26,7 +26,7 @@ import sys
 from tfvideo.data import action_sets
 from tfvideo.data.shards import MANIFEST, make_pool, write_shards
 
-__all__ = ["DATASETS", "list_dataset", "prepare", "main"]
+__all__ = ["DATASETS", "check_reusable", "list_dataset", "prepare", "main", "wait_until_prepared"]
 
 DATASETS = ("hmdb51", "ucf101", "folder", "motion", "middlebury", "sintel", "cityscapes", "gatech")
 
@@ -74,6 +74,80 @@ def list_dataset(dataset, data_dir, *, split=1, test_fraction=0.0, sintel_pass="
     return _dense_listing(dataset, os.fspath(data_dir), sintel_pass)
 
 
+def _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options):
+    """The source settings recorded with the shards (the shard writer adds its own)."""
+    if dataset == "motion":
+        data_dir = data_dir or os.path.join(out, "videos")
+    settings = {"split": split, "source": os.path.abspath(data_dir) if data_dir else None}
+    if dataset == "folder":
+        settings["test_fraction"] = test_fraction
+    if dataset == "sintel":
+        settings["sintel_pass"] = sintel_pass
+    if dataset == "motion":  # what the generated videos depend on, defaults filled in
+        import inspect
+
+        from tfvideo.data.motion import generate_motion
+        from tfvideo.files import jsonable
+
+        params = {k: p.default for k, p in inspect.signature(generate_motion).parameters.items()
+                  if k in ("seed", "videos_per_class", "num_frames", "size", "fps")}
+        params.update({k: v for k, v in (motion_options or {}).items() if k in params})
+        settings["motion"] = jsonable(dict(sorted(params.items())))
+    return settings
+
+
+def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, sintel_pass="clean",
+                   motion_options=None):
+    """Raises ``ValueError`` if ``out`` holds shards of another dataset or made from other source
+    settings (another split, source folder, built-in set size, ...).
+
+    The rule (one for every dataset): a shard folder belongs to the dataset and source settings it was
+    made with. Asking for anything else in the same folder is refused before any work, naming the
+    differences; choose another ``--out``/``--data-out`` or pass ``overwrite`` to rebuild it. Writer
+    settings (``short_side``, ``fps``, ...) are checked the same way by the shard writer.
+    """
+    from tfvideo.data.shards import read_manifest
+
+    manifest = read_manifest(os.fspath(out))
+    if not manifest.get("splits"):
+        return
+    if manifest.get("dataset") not in (None, "", dataset):
+        raise ValueError(f"{out} holds shards of {manifest['dataset']!r}, not {dataset!r}: choose another "
+                         "output folder or rebuild it (--overwrite)")
+    want = _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass, motion_options)
+    for name, record in manifest["splits"].items():
+        have = record.get("settings", {})
+        diff = [f"{k}={have.get(k)!r} (now {v!r})" for k, v in want.items() if have.get(k) != v]
+        if diff:
+            raise ValueError(f"{out} holds {dataset} {name!r} shards made with {', '.join(diff)}: choose "
+                             "another output folder (--data-out) or rebuild it (--overwrite)")
+
+
+def wait_until_prepared(out, splits=("train", "test"), *, timeout=3600.0, poll=2.0, log=None) -> dict:
+    """Waits until ``out``'s manifest lists every shard of ``splits`` (another process, e.g. the chief of
+    a multi-worker run, is writing them); returns the manifest. ``TimeoutError`` after ``timeout`` s."""
+    import time
+
+    from tfvideo.data.shards import read_manifest
+
+    start, said = time.time(), False
+    while True:
+        try:
+            manifest = read_manifest(os.fspath(out))
+        except ValueError:  # replaced while read: try again
+            manifest = {}
+        records = [manifest.get("splits", {}).get(s) for s in splits]
+        if all(r and len(r.get("shards", {})) == r.get("num_shards") for r in records):
+            return manifest
+        if time.time() - start > timeout:
+            raise TimeoutError(f"{out}: the shards of {', '.join(splits)} were not complete after "
+                               f"{timeout:.0f} s")
+        if log and not said:
+            log(f"waiting for the shards in {out} (written by the chief)")
+            said = True
+        time.sleep(poll)
+
+
 def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=None, fps=None,
             workers=1, overwrite=False, jpeg_quality=90, test_fraction=0.0, sintel_pass="clean",
             motion_options=None, progress=True, log=print):
@@ -88,6 +162,10 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=Non
     if fps is not None and dataset in ("middlebury", "sintel", "cityscapes", "gatech"):
         raise ValueError(f"fps must not be set for {dataset}: its targets belong to consecutive "
                          "frames")
+    settings = _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options)
+    if not overwrite:  # before anything is generated or written
+        check_reusable(dataset, out, data_dir, split=split, test_fraction=test_fraction,
+                       sintel_pass=sintel_pass, motion_options=motion_options)
     if dataset == "motion":
         from tfvideo.data.motion import generate_motion
         data_dir = data_dir or os.path.join(out, "videos")
@@ -98,11 +176,6 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=Non
         raise ValueError(f"data_dir (--data-dir) is required for {dataset}")
     listing = list_dataset(dataset, data_dir, split=split, test_fraction=test_fraction,
                            sintel_pass=sintel_pass)
-    settings = {"split": split, "source": os.path.abspath(data_dir)}
-    if dataset == "folder":
-        settings["test_fraction"] = test_fraction
-    if dataset == "sintel":
-        settings["sintel_pass"] = sintel_pass
     summary = {"dataset": dataset, "out": out, "classes": listing.classes, "splits": {}}
     problems = list(listing.problems)
     pool = make_pool(workers)

@@ -66,6 +66,20 @@ class RunDir:
     tensorboard = property(lambda self: self.path / "tensorboard", doc="``tensorboard/``.")
     eval = property(lambda self: self.path / "eval", doc="``eval/`` (for evaluation outputs).")
 
+    @staticmethod
+    def check_new_or_resume(path, resume: bool) -> str | None:
+        """What is wrong with starting (``resume=False``) or resuming a run in ``path``, or None.
+
+        A folder holding a ``config.json`` is a run already: starting another one there is refused
+        (pass ``resume``); resuming needs that ``config.json``. Reads only; call it before any work.
+        """
+        config = Path(path) / "config.json"
+        if config.exists() and not resume:
+            return f"{path} holds a run already; pass --resume to continue it or choose another --run-dir"
+        if resume and not config.exists():
+            return f"--resume: {path} holds no run to resume (no config.json)"
+        return None
+
     def lock(self) -> "RunDir":
         """Takes the folder's lock for the life of this process (see :class:`tfvideo.files.FolderLock`).
 
