@@ -48,7 +48,6 @@ noisy. Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -65,6 +64,7 @@ from tfvideo.data.motion import CLASSES, generate_motion  # noqa: E402
 from tfvideo.data.pipeline import clip_dataset, segment_dataset  # noqa: E402
 from tfvideo.data.prepare import list_dataset, prepare  # noqa: E402
 from tfvideo.data.shards import make_pool, write_shards  # noqa: E402
+from tfvideo.files import atomic_write_json  # noqa: E402
 
 SIZE = (80, 80)
 SEGMENTS, SEGMENT_FRAMES, CLIP_FRAMES = 3, 6, 16
@@ -294,8 +294,7 @@ def main(argv=None):
               f"{r['fed_steps_per_s'] / r['model_steps_per_s']:9.2f}")
     results["shard_to_batch"] = rows
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_write_json(args.json, results, indent=1)
         print(f"\nwrote {args.json}")
     return results
 

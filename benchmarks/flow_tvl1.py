@@ -1,6 +1,6 @@
 """TVNet against the classical TV-L1 solvers of OpenCV and scikit-image, in one run.
 
-    python benchmarks/flow_tvl1.py [--quick] [--sizes 185x125,370x250] [--pairs 3] [--repeats 5]
+    python benchmarks/flow_tvl1.py [--quick] [--sizes 125x185,250x370] [--pairs 3] [--repeats 5]
                                    [--configs 1-1-50,3-1-10,5-5-50,...] [--all] [--json out.json]
 
 Frame pairs are real photographs from scikit-image moved by known smooth motions (rotation + zoom +
@@ -36,7 +36,6 @@ noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -47,7 +46,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfvideo.demo.flow import epe, make_frame_pair, opencv_tvl1, parse_size  # noqa: E402
+from tfvideo.checks import parse_size  # noqa: E402
+from tfvideo.demo.flow import MAX_SIDE, MIN_SIDE, epe, make_frame_pair, opencv_tvl1  # noqa: E402
+from tfvideo.files import atomic_write_json  # noqa: E402
 from tfvideo.layers import TVNet  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -57,11 +58,19 @@ SLOW_JIT_ITERS = 5000  # ... and whole-layer XLA (compiles in ~10 s for 5-5-50 o
 
 
 def parse_sizes(text):
-    """``"185x125,370x250"`` -> ``[(185, 125), (370, 250)]`` (the demo's size rule for each item)."""
-    try:
-        return [parse_size(item) for item in text.split(",")]
-    except argparse.ArgumentTypeError as err:
-        raise SystemExit(f"--sizes: {err}") from None
+    """``"125x185,250x370"`` -> ``[(125, 185), (250, 370)]``: each item ``HxW`` (height first) or ``N``
+    (square), as every size in tfvideo (:func:`tfvideo.checks.parse_size`); each side within the
+    demo's limits."""
+    sizes = []
+    for item in text.split(","):
+        try:
+            size = parse_size(item, "--sizes", MIN_SIDE)
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+        if max(size) > MAX_SIDE:
+            raise SystemExit(f"--sizes: each side must be at most {MAX_SIDE} pixels, got {item!r}")
+        sizes.append(size)
+    return sizes
 
 
 def parse_configs(text):
@@ -162,7 +171,8 @@ def run_tvnet(config, mode, batch, pairs, repeats, interpolation="bilinear", zfa
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 pairs, 3 repeats, eager mode only for 1-1-50")
-    parser.add_argument("--sizes", default="185x125,370x250", help="frame sizes WxH, comma separated")
+    parser.add_argument("--sizes", default="125x185,250x370",
+                        help="frame sizes HxW (height first) or N (square), comma separated")
     parser.add_argument("--pairs", type=int, default=3, help="frame pairs per size (different photos/motions)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument(
@@ -188,9 +198,9 @@ def main(argv=None):
         args.pairs, args.repeats = min(args.pairs, 2), min(args.repeats, 3)
 
     results = []
-    for width, height in sizes:
-        pairs = [make_frame_pair(width, height, seed=i, photo=PHOTOS[i % len(PHOTOS)]) for i in range(args.pairs)]
-        print(f"\n== {width}x{height}: {len(pairs)} pairs, max motion "
+    for height, width in sizes:
+        pairs = [make_frame_pair((height, width), seed=i, photo=PHOTOS[i % len(PHOTOS)]) for i in range(args.pairs)]
+        print(f"\n== {height}x{width}: {len(pairs)} pairs, max motion "
               f"{max(p.motion['max_px'] for p in pairs):.2f} px, zero-flow EPE "
               f"{np.mean([epe(np.zeros_like(p.flow), p.flow) for p in pairs]):.3f} px ==", flush=True)
         rows = []
@@ -234,7 +244,7 @@ def main(argv=None):
 
         classical = [r for r in rows if r["method"] in ("opencv", "skimage")]
         peer = min(classical, key=lambda r: r["seconds_per_pair"])
-        print(f"\n{width}x{height} (peer = {peer['method']}, the faster classical TV-L1: "
+        print(f"\n{height}x{width} (peer = {peer['method']}, the faster classical TV-L1: "
               f"{1 / peer['seconds_per_pair']:.1f} pairs/s, EPE {peer['epe']:.3f} px)")
         header = f"{'method':8s} {'config':11s} {'mode':13s} {'batch':>5s} {'first call':>10s} {'pairs/s':>9s} " \
                  f"{'EPE px':>7s} {'speed x':>8s} {'EPE x':>6s}"
@@ -262,10 +272,9 @@ def main(argv=None):
                 else:
                     print(f"TV-L1-equivalent vs {ref['method']} (EPE {ref['epe']:.3f}), batch {batch}: no measured "
                           f"TVNet configuration reaches this EPE (best {min(r['epe'] for r in tv_rows if r['batch'] == batch):.3f})")
-        results.append(dict(size=[width, height], peer=peer["method"], rows=rows))
+        results.append(dict(size=[height, width], peer=peer["method"], rows=rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_write_json(args.json, results, indent=1)
         print(f"\nwrote {args.json}")
     return results
 

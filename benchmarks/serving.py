@@ -55,7 +55,6 @@ noisy. Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import select
@@ -74,6 +73,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
 from tfvideo.export import classifier_signature, export_for_serving  # noqa: E402
+from tfvideo.files import atomic_write_json  # noqa: E402
 from tfvideo.models import tvnet  # noqa: E402
 from tfvideo.serving import PredictClient  # noqa: E402
 
@@ -217,8 +217,7 @@ def main(argv=None):
             proc.terminate()
             proc.wait(30)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_write_json(args.json, results, indent=1)
         print(f"\nwrote {args.json}")
     return results
 

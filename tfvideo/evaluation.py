@@ -39,7 +39,6 @@ HMDB51 split 1, top-1: ours 66.7% | paper TVNet-50 57.5% (Table 3), TV-L1 56.0%
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
@@ -48,14 +47,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tfvideo.data.pipeline import average_per_video
-from tfvideo.viz import atomic_path, save_png
+from tfvideo.files import atomic_path, atomic_write_json, atomic_write_text
+from tfvideo.viz import save_png
 
-__all__ = ["predict_views", "video_scores", "classification_metrics", "fuse_scores",
-           "confusion_matrix_image", "confusion_matrix_png", "per_class_table", "paper_comparison",
+__all__ = ["predict_views", "average_per_video", "video_scores", "classification_metrics",
+           "fuse_scores", "confusion_matrix_image", "confusion_matrix_png", "per_class_table", "paper_comparison",
            "evaluate", "PAPER_RESULTS", "TWO_STREAM_WEIGHTS"]
 
-TWO_STREAM_WEIGHTS = (1.0, 2.0)  # (spatial RGB, temporal flow): TVNet paper Sec. 5.2
+from tfvideo.layers.segments import TWO_STREAM_WEIGHTS  # noqa: E402  (spatial RGB, temporal flow)
 
 # Transcribed from Fan et al., "End-to-End Learning of Motion Representation for Video
 # Understanding" (CVPR 2018), shared/seeds/002_e11203b9a64c6949.txt. Top-1 accuracy in %, None
@@ -155,13 +154,42 @@ def _softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def average_per_video(scores, video_ids, labels=None):
+    """Average view scores per video (multi-view testing).
+
+    Args:
+      scores: ``(N, C)`` array of per-view scores (e.g. logits or probabilities).
+      video_ids: ``(N,)`` video of each view (``inputs["video_id"]`` of the evaluation pipelines of
+        :mod:`tfvideo.data.pipeline`: strings or bytes; any hashable, sortable ids work).
+      labels: optional ``(N,)`` labels of the views (all views of a video share the label).
+
+    Returns:
+      ``(ids (V,), mean_scores (V, C))`` or, with ``labels``, ``(ids, mean_scores,
+      video_labels (V,))``; videos in sorted id order.
+    """
+    scores, video_ids = np.asarray(scores, np.float64), np.asarray(video_ids).reshape(-1)
+    if scores.ndim != 2 or len(scores) != len(video_ids):
+        raise ValueError(f"scores must be (N, C) with N = len(video_ids) = {len(video_ids)}, "
+                         f"got {scores.shape}")
+    ids, inverse = np.unique(video_ids, return_inverse=True)
+    sums = np.zeros((len(ids), scores.shape[1]))
+    np.add.at(sums, inverse, scores)
+    means = sums / np.bincount(inverse)[:, None]
+    if labels is None:
+        return ids, means
+    labels = np.asarray(labels).reshape(-1)
+    video_labels = np.zeros(len(ids), labels.dtype)
+    video_labels[inverse] = labels
+    return ids, means, video_labels
+
+
 def video_scores(views, *, reduce="mean", softmax=False):
     """Per-video scores from per-view scores (multi-view testing).
 
     Args:
       views: :func:`predict_views` result (views of a video may come in any order).
       reduce: ``"mean"`` (TSN/TVNet: outputs of all views averaged, via
-        :func:`tfvideo.data.pipeline.average_per_video`) or ``"max"``.
+        :func:`average_per_video`) or ``"max"``.
       softmax: convert each view's logits to probabilities before reducing. Default ``False``
         reduces what the model outputs (raw class scores, as TSN does).
 
@@ -490,20 +518,6 @@ def paper_comparison(dataset, split, ours, variant="TVNet-50"):
 
 
 # --------------------------------------------------------------------------------- evaluate ----
-def _jsonable(x):
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (np.ndarray, list, tuple)):
-        return [_jsonable(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
-    if isinstance(x, (float, np.floating)):
-        return None if not np.isfinite(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, bytes):
-        return x.decode(errors="replace")
-    return x
-
-
 def evaluate(model, dataset, *, class_names, out_dir=None, output=None, softmax=False,
              reduce="mean", progress=True):
     """Multi-view evaluation of a classifier: views -> per-video scores -> metrics (+ files).
@@ -527,13 +541,12 @@ def evaluate(model, dataset, *, class_names, out_dir=None, output=None, softmax=
     metrics["num_views"] = len(views["labels"])
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
-        with atomic_path(os.path.join(out_dir, "metrics.json")) as tmp, open(tmp, "w") as f:
-            json.dump(_jsonable(metrics), f, indent=1)
+        atomic_write_json(os.path.join(out_dir, "metrics.json"), metrics, indent=1)
         confusion_matrix_png(os.path.join(out_dir, "confusion_matrix.png"), metrics["confusion"],
                              class_names, title=f"{metrics['num_videos']} videos, top-1 "
                              f"{100 * metrics['top1']:.1f}%")
-        with atomic_path(os.path.join(out_dir, "per_class.txt")) as tmp, open(tmp, "w") as f:
-            f.write(per_class_table(metrics, class_names) + "\n")
+        atomic_write_text(os.path.join(out_dir, "per_class.txt"),
+                          per_class_table(metrics, class_names) + "\n")
         with atomic_path(os.path.join(out_dir, "scores.npz")) as tmp:
             np.savez(tmp, **videos, class_names=np.array([str(c) for c in class_names]))
     metrics["videos"] = videos

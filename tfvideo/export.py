@@ -12,10 +12,11 @@ TensorFlow Serving loads every all-digit sub-folder of a model's ``base_path`` a
 default serves the highest one), so versions are positive integers; the default is one more than the
 highest existing version (1 for a new model; gaps are never filled, so the new version is always the
 latest). An existing version is never overwritten. A SavedModel is first written to a hidden temporary
-folder ``<name>/.tmp-export-*`` (not all digits, so TF Serving ignores it) and renamed (``os.replace``)
-to ``<name>/<version>`` only when complete and checked. ``models.config`` is then rewritten (atomically)
-as TF Serving's text-proto ``ModelServerConfig`` listing, in name order, every folder of ``base_dir``
-that holds at least one all-digit version folder::
+folder ``<name>/.tmp-export-*`` (not all digits, so TF Serving ignores it) and renamed
+(:func:`tfvideo.files.atomic_directory`) to ``<name>/<version>`` only when complete and checked.
+``models.config`` is then rewritten (atomically) as TF Serving's text-proto ``ModelServerConfig``
+listing, in name order, every folder of ``base_dir`` that holds at least one all-digit version
+folder::
 
     model_config_list {
       config {
@@ -68,9 +69,6 @@ from __future__ import annotations
 
 import numbers
 import os
-import re
-import shutil
-import tempfile
 from typing import Callable, Mapping, Sequence
 
 import keras
@@ -79,7 +77,8 @@ from google.protobuf import text_encoding
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-from tfvideo.viz import atomic_write_text
+from tfvideo.checks import MODEL_NAME_PATTERN, check_model_name
+from tfvideo.files import atomic_directory, atomic_write_text
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -94,7 +93,6 @@ __all__ = [
 
 CONFIG_FILENAME = "models.config"
 DEFAULT_SERVING_BASE_PATH = "/models"
-_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")  # usable in a folder name and a REST URL
 _XLA_ATTR = "_XlaMustCompile"
 _TMP_PREFIX = ".tmp-export-"
 
@@ -128,7 +126,7 @@ def function_signature(
         raise TypeError(f"`input_specs` must be a non-empty dict {{name: TensorSpec}}, got {input_specs!r}")
     specs = []
     for key, spec in input_specs.items():
-        if not isinstance(key, str) or not _NAME_RE.match(key):
+        if not isinstance(key, str) or not MODEL_NAME_PATTERN.match(key):
             raise ValueError(f"`input_specs` keys must be names like 'frames', got {key!r}")
         if not (hasattr(spec, "shape") and hasattr(spec, "dtype")):
             raise TypeError(f"`input_specs[{key!r}]` must be a tf.TensorSpec (shape and dtype), got {spec!r}")
@@ -226,7 +224,7 @@ def _check_signatures(signatures) -> dict:
     if not isinstance(signatures, Mapping) or not signatures:
         raise TypeError(f"`signatures` must be a non-empty dict {{name: tf.function}}, got {signatures!r}")
     for key, fn in signatures.items():
-        if not isinstance(key, str) or not _NAME_RE.match(key):
+        if not isinstance(key, str) or not MODEL_NAME_PATTERN.match(key):
             raise ValueError(f"`signatures` keys must be names like 'serving_default', got {key!r}")
         if not isinstance(fn, tf.types.experimental.GenericFunction):
             raise TypeError(f"`signatures[{key!r}]` must be a tf.function, got {type(fn).__name__}")
@@ -294,9 +292,7 @@ def export_for_serving(
     """
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"`model` must be a Keras model, got {type(model).__name__}")
-    name = model.name if name is None else name
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"`name` must be letters, digits, '_', '.', '-' (not first: '.', '-'), got {name!r}")
+    name = check_model_name(model.name if name is None else name, "`name`")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, numbers.Integral):
             raise TypeError(f"`version` must be a positive int or None, got {version!r}")
@@ -316,8 +312,8 @@ def export_for_serving(
         raise FileExistsError(f"version {version} of model {name!r} exists already in {model_dir}")
     final = os.path.join(model_dir, str(version))
 
-    tmp = tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=model_dir)
-    try:
+    # a hidden folder (not all digits: TF Serving ignores it), renamed when complete and checked
+    with atomic_directory(final, prefix=_TMP_PREFIX) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)
         for key, fn in signatures.items():
@@ -326,10 +322,6 @@ def export_for_serving(
         _refuse_xla(tmp)
         if version in list_versions(model_dir):  # created meanwhile by another process
             raise FileExistsError(f"version {version} of model {name!r} exists already in {model_dir}")
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     write_models_config(base_dir, serving_base_path)
     if print_signatures:
         print(f"Exported {final}\n{describe_saved_model(final)}")
@@ -388,7 +380,7 @@ def write_models_config(
     names = sorted(
         entry.name
         for entry in os.scandir(base_dir)
-        if entry.is_dir() and _NAME_RE.match(entry.name) and list_versions(entry.path)
+        if entry.is_dir() and MODEL_NAME_PATTERN.match(entry.name) and list_versions(entry.path)
     )
     lines = ["model_config_list {"]
     for name in names:

@@ -36,7 +36,8 @@ def atomic_path(path, allow_empty: bool = False) -> Iterator[str]:
     that check the extension accept it); renames it to ``path`` on success.
 
     Parent directories are created. On any exception the temporary file is deleted and ``path`` is left
-    untouched; an empty result is an error unless ``allow_empty``.
+    untouched; an empty result is an error unless ``allow_empty``. The file gets the permissions
+    ``open()`` would give it (``0o666`` minus the umask), not ``mkstemp``'s owner-only ``0o600``.
 
     >>> import os, tempfile
     >>> out = os.path.join(tempfile.mkdtemp(), "a.txt")
@@ -54,6 +55,7 @@ def atomic_path(path, allow_empty: bool = False) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         if not os.path.exists(tmp) or (os.path.getsize(tmp) == 0 and not allow_empty):
             raise OSError(f"writing {path!r} failed (no data written)")
@@ -69,7 +71,9 @@ def atomic_directory(path, prefix: str = ".tmp-") -> Iterator[str]:
     """Yields a new temporary folder next to ``path`` (named ``<prefix>...``); renames it to ``path``
     when the block ends without an exception, else deletes it. ``path`` must not exist yet
     (``FileExistsError``). Used for SavedModel versions: TF Serving ignores folders whose name is not
-    all digits, so it never sees a half-written version."""
+    all digits, so it never sees a half-written version. The folder gets the permissions ``mkdir``
+    would give it (``0o777`` minus the umask), not ``mkdtemp``'s owner-only ``0o700``, so that a
+    server running as another user can read it."""
     import shutil
 
     path = os.fspath(path)
@@ -77,6 +81,7 @@ def atomic_directory(path, prefix: str = ".tmp-") -> Iterator[str]:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         if os.path.exists(path):
             raise FileExistsError(f"{path} exists already")
@@ -84,6 +89,13 @@ def atomic_directory(path, prefix: str = ".tmp-") -> Iterator[str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text: str) -> str:
@@ -187,16 +199,17 @@ class FolderLock:
         self.path = os.path.join(self.folder, ".lock")
         self.what = what
         self._fd = None
+        self._key = None
 
     def acquire(self) -> "FolderLock":
         """Takes the lock (a no-op if this process holds it already, through any object)."""
-        if self._fd is not None:
+        if self.held:
             return self
         import fcntl
 
         key = os.path.realpath(self.path)
         if key in FolderLock._held:
-            self._fd = FolderLock._held[key]
+            self._fd, self._key = FolderLock._held[key], key
             return self
 
         os.makedirs(self.folder, exist_ok=True)
@@ -217,24 +230,28 @@ class FolderLock:
 
         os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}\n".encode(), 0)
         self._fd = FolderLock._held[key] = fd
+        self._key = key
         return self
 
     def release(self) -> None:
-        """Releases the lock (for every object of this process that holds it)."""
-        if self._fd is not None:
-            import fcntl
+        """Releases the lock (for every object of this process that holds it); a no-op when it was
+        released already (through this or another object: its descriptor is never closed twice, as
+        the number may belong to another file by then)."""
+        fd, self._fd = self._fd, None
+        if fd is None or FolderLock._held.get(self._key) != fd:
+            return
+        import fcntl
 
-            for key, fd in list(FolderLock._held.items()):
-                if fd == self._fd:
-                    del FolderLock._held[key]
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
-            self._fd = None
+        del FolderLock._held[self._key]
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        """Whether this process holds the lock through this object."""
+        return self._fd is not None and FolderLock._held.get(self._key) == self._fd
 
     def __enter__(self):
         return self.acquire()

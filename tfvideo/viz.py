@@ -1,26 +1,26 @@
 """Visualisation writers: PNG, GIF and MP4 output, flow images, side-by-side panels, flow legend.
 
 All images are RGB ``uint8`` NumPy arrays ``(H, W, 3)`` (or ``(H, W)`` grey). OpenCV's BGR ordering is
-handled internally. Every writer creates missing parent directories and writes to a temporary file in the
-destination directory that is atomically renamed (``os.replace``) once complete, so a crash or an
-exception never leaves a partial file under the final name (and the temporary file is removed).
+handled internally. Every writer creates missing parent directories and writes through
+:func:`tfvideo.files.atomic_path` (a temporary file in the destination directory, renamed with
+``os.replace`` once complete), so a crash or an exception never leaves a partial file under the final
+name (and the temporary file is removed).
 
-This module depends only on ``tfvideo.ops.flow`` (plus OpenCV/Pillow/NumPy).
+This module depends only on ``tfvideo.ops.flow`` and ``tfvideo.files`` (plus OpenCV/Pillow/NumPy).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
+from tfvideo.files import atomic_path
 from tfvideo.ops.flow import flow_to_color
 
-__all__ = ["atomic_path", "atomic_write_text", "flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
+__all__ = ["flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -80,38 +80,6 @@ def _frames_to_list(frames, arg: str = "frames") -> list[np.ndarray]:
                 f"all `{arg}` must have the same shape; {arg}[0] is {shape0} but {arg}[{i}] is {f.shape}"
             )
     return out
-
-
-@contextlib.contextmanager
-def atomic_path(path, allow_empty: bool = False) -> Iterator[str]:
-    """Yields a temporary file name next to ``path`` (same extension); renames it to ``path`` on success.
-
-    Parent directories are created. On any exception the temporary file is deleted and ``path`` is left
-    untouched; an empty result is an error unless ``allow_empty``.
-    """
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    base = os.path.basename(path)
-    ext = os.path.splitext(base)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
-    os.close(fd)
-    try:
-        yield tmp
-        if not os.path.exists(tmp) or (os.path.getsize(tmp) == 0 and not allow_empty):
-            raise OSError(f"writing {path!r} failed (no data written)")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path, text: str) -> str:
-    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; returns ``path``."""
-    with atomic_path(path, allow_empty=True) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    return os.fspath(path)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import pytest
 
 from tests.data.fakes import hmdb51_tree, numbered_frames, ucf101_tree
 from tfvideo.data import action_sets
+from tfvideo.data.items import ReadError
 from tfvideo.data.video import write_video
 
 
@@ -89,3 +90,20 @@ def test_folder_layouts(tmp_path):
     os.makedirs(tmp_path / "none")
     with pytest.raises(ValueError, match="no class subfolders"):
         action_sets.folder(str(tmp_path / "none"))
+
+
+def test_video_items_load_their_video_and_items_does_not_import_video(tmp_path):
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "run" / "clip.avi")
+    write_video(path, numbered_frames(6, size=(24, 32)), fps=10)
+    item = action_sets.VideoItem("run/clip", 1, "run", path)
+    fields = item.load(short_side=12)
+    assert fields["frames"].shape == (6, 12, 16, 3) and fields["fps"] == 10.0
+    with pytest.raises(ReadError, match="does not exist"):
+        action_sets.VideoItem("run/ghost", 1, "run", str(tmp_path / "ghost.avi")).load()
+    # items.py is the bottom of the data package: no import circle with video.py any more
+    code = "import sys, tfvideo.data.items; print('tfvideo.data.video' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

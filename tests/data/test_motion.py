@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tfvideo.data import motion as M
+from tfvideo.data.photos import photo
 from tfvideo.data.video import read_video
 
 SMALL = dict(videos_per_class=2, num_frames=6, size=(48, 64), progress=False)
@@ -97,14 +98,28 @@ def test_same_seed_same_frames_other_seed_differs(small_set, tmp_path):
         assert err < 8.0 and err < 0.3 * np.abs(frames.astype(np.float32) - other).mean()
 
 
+def _tree_state(root):
+    """{relative path: (inode, size, mtime_ns)} of every file and folder under ``root``.
+
+    A rewrite shows: the dataset writes through temp files renamed into place (a new inode, or a reused
+    one with a new mtime), and creating or deleting a temp file changes its folder's mtime.
+    """
+    state = {}
+    for d, _, files in os.walk(root):
+        for path in [d, *(os.path.join(d, f) for f in files)]:
+            st = os.stat(path)
+            state[os.path.relpath(path, root)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return state
+
+
 def test_skip_and_regenerate(tmp_path):
     root = tmp_path / "m"
     first = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=3))
-    files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
-    mtimes = {f: os.stat(f).st_mtime_ns for f in files}
+    before = _tree_state(root)
+    assert sum(p.endswith(".avi") for p in before) == 3 * len(M.CLASSES)
     again = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=3))
-    assert not first["skipped"] and again["skipped"] and again["seconds"] < 1.0
-    assert {f: os.stat(f).st_mtime_ns for f in files} == mtimes
+    assert not first["skipped"] and again["skipped"]
+    assert _tree_state(root) == before  # nothing written, renamed, added (temp files) or removed
     # different parameters: regenerated, stale videos removed
     new = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=2, num_frames=5))
     assert not new["skipped"]
@@ -112,9 +127,14 @@ def test_skip_and_regenerate(tmp_path):
     assert all(len(fs) == 2 for fs in videos.values())
     c = M.CLASSES[0]
     assert read_video(os.path.join(root, c, videos[c][0])).frames.shape[0] == 5
+    before = _tree_state(root)
     assert M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=2, num_frames=5))["skipped"]
+    assert _tree_state(root) == before
     assert not M.generate_motion(root, seed=0, overwrite=True,
                                  **dict(SMALL, videos_per_class=2, num_frames=5))["skipped"]
+    rewritten = _tree_state(root)  # the check above sees a rewrite: every file's state changed
+    assert rewritten.keys() == before.keys()
+    assert all(rewritten[p] != before[p] for p in before if os.path.isfile(root / p))
     # an incomplete set (a split file missing) is regenerated
     os.remove(root / M.SPLITS_DIR / f"{c}_test_split2.txt")
     regenerated = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=2, num_frames=5))
@@ -265,7 +285,7 @@ def test_per_frame_scale_tilt_and_appearance_do_not_depend_on_class():
         log_scale[c], tilt[c], col, sh = [], [], [], []
         for k in range(n):
             spec = M.clip_spec(c, seed=9, index=k, num_frames=t_len, size=size)
-            short = min(M.load_photo(spec.photo).shape[:2])
+            short = min(photo(spec.photo).shape[:2])
             for t in range(t_len):
                 a = M.frame_transform(spec, t)  # photo px per frame px, and camera roll
                 log_scale[c].append(math.log(math.sqrt(np.linalg.det(a[:, :2])) * size[0] / short))

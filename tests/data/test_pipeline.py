@@ -8,6 +8,8 @@ mirrored. Expected indices, crops, flows and labels are worked out by hand or wi
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -220,22 +222,6 @@ def test_view_crops_are_the_documented_boxes(data, num_crops):
         np.testing.assert_array_equal(got[num_crops:], got[:num_crops, :, ::-1])
 
 
-def test_average_per_video():
-    scores = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 5.0], [0.0, 1.0], [2.0, 3.0]])
-    ids, means, labels = pipeline.average_per_video(scores, [b"e", b"e", b"g", b"b", b"b"],
-                                                    [1, 1, 0, 3, 3])
-    np.testing.assert_array_equal(ids, [b"b", b"e", b"g"])
-    np.testing.assert_allclose(means, [[1.0, 2.0], [2.0, 1.0], [5.0, 5.0]])
-    np.testing.assert_array_equal(labels, [3, 1, 0])
-    rng = np.random.default_rng(0)
-    index = np.repeat(np.arange(6), rng.integers(1, 5, 6))
-    scores = rng.normal(size=(len(index), 4))
-    ids, means = pipeline.average_per_video(scores, index)
-    np.testing.assert_allclose(means, [scores[index == v].mean(0) for v in range(6)])
-    with pytest.raises(ValueError, match="scores"):
-        pipeline.average_per_video(scores[:-1], index)
-
-
 # ----------------------------------------------------------------------------------------- dense ----
 def test_dense_flow_eval_scaled_flipped_and_weighted(data):
     ds = pipeline.dense_dataset([data["flow"]], target="flow", training=False, batch_size=4,
@@ -402,6 +388,21 @@ def test_sharding_is_by_file(data):
 
 
 # --------------------------------------------------------------------------------------- errors ----
+@pytest.mark.parametrize("builder", [pipeline.clip_dataset, pipeline.segment_dataset,
+                                     pipeline.pair_dataset, pipeline.dense_dataset])
+def test_builders_have_real_signatures(builder):
+    """help() and IDEs show every argument: the required ones and the options with defaults."""
+    params = inspect.signature(builder).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in params.values())
+    required = {n for n, p in params.items()
+                if p.kind is p.KEYWORD_ONLY and p.default is inspect.Parameter.empty}
+    assert required == {"training", "size", "batch_size"} | ({"target"} if builder is
+                                                               pipeline.dense_dataset else set())
+    assert {"crop", "flip", "color_jitter", "resize_short_side", "num_crops", "flip_views", "seed",
+            "deterministic", "shuffle_buffer", "cache", "cycle_length"} <= set(params)
+    assert params["crop"].default == ("tsn" if builder is pipeline.segment_dataset else "random")
+
+
 def test_errors(data, tmp_path):
     files = pipeline.list_shards(data["action"], "train")
     with pytest.raises(ValueError, match="tfvideo.data.prepare"):
@@ -416,9 +417,9 @@ def test_errors(data, tmp_path):
         pipeline.clip_dataset(files, size=16, crop="corner", **kw)
     with pytest.raises(ValueError, match="num_crops"):
         pipeline.segment_dataset(files, size=16, num_crops=4, **kw)
-    with pytest.raises(TypeError, match="num_frame"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_frame'"):
         pipeline.clip_dataset(files, size=16, num_frame=4, **kw)
-    with pytest.raises(TypeError, match="size"):
+    with pytest.raises(TypeError, match="missing 1 required keyword-only argument: 'size'"):
         pipeline.clip_dataset(files, **kw)
     with pytest.raises(ValueError, match="target"):
         pipeline.dense_dataset(files, target="depth", size=16, **kw)

@@ -123,18 +123,18 @@ def test_killed_writer_leaves_only_whole_shards(tmp_path):
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.time() + 60
-    while time.time() < deadline and not any(".tmp-" in f for f in os.listdir(tmp_path)):
+    while time.time() < deadline and not any(".tmp" in f for f in os.listdir(tmp_path)):
         time.sleep(0.1)
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     names = os.listdir(tmp_path)
-    assert any(".tmp-" in f for f in names), names  # it was killed mid-shard
+    assert any(".tmp" in f for f in names), names  # it was killed mid-shard
     for f in shard_files(tmp_path, "train"):
         assert len(ids_in(f)) == 3
     summary = write_shards(items(6), str(tmp_path), split="train", num_shards=2, progress=False)
     assert summary["videos"] == 6
-    assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
 
 
 def test_two_worker_processes_write_the_same_records(tmp_path):

@@ -1,4 +1,4 @@
-"""Action-recognition datasets on disk -> :class:`~tfvideo.data.items.VideoItem` lists per split.
+"""Action-recognition datasets on disk -> :class:`VideoItem` lists per split.
 
 Every adapter returns a :class:`Listing`: ``splits`` (``{"train": [...], "test": [...]}``),
 ``classes`` (label index -> name) and ``problems`` (``(path, reason)`` pairs: videos a split file names
@@ -43,14 +43,25 @@ import glob
 import hashlib
 import os
 
-from tfvideo.data.items import VideoItem
+from tfvideo.data.items import Item
+from tfvideo.data.video import read_video
 
-__all__ = ["Listing", "hmdb51", "ucf101", "folder", "VIDEO_EXTENSIONS", "HMDB51_SPLIT_DIR",
-           "UCF101_LIST_DIR"]
+__all__ = ["Listing", "VideoItem", "hmdb51", "ucf101", "folder", "VIDEO_EXTENSIONS",
+           "HMDB51_SPLIT_DIR", "UCF101_LIST_DIR"]
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 HMDB51_SPLIT_DIR = "testTrainMulti_7030_splits"
 UCF101_LIST_DIR = "ucfTrainTestlist"
+
+
+@dataclasses.dataclass
+class VideoItem(Item):
+    """A video file decoded with OpenCV (:func:`tfvideo.data.video.read_video`); what every adapter
+    of this module lists."""
+
+    def load(self, short_side=None, fps=None):
+        video = read_video(self.source, short_side=short_side, fps=fps)
+        return {"frames": video.frames, "fps": video.fps}
 
 
 @dataclasses.dataclass

@@ -40,6 +40,7 @@ import struct
 import numpy as np
 
 from tfvideo.data.items import ReadError
+from tfvideo.files import atomic_path
 
 __all__ = ["FLO_TAG", "UNKNOWN_FLOW_THRESH", "UNKNOWN_FLOW", "MAX_FLO_SIDE", "read_flo",
            "write_flo"]
@@ -131,8 +132,6 @@ def write_flo(path, flow, valid=None):
                              f"got {valid.shape}")
         unknown |= ~valid.astype(bool)
     data[unknown] = UNKNOWN_FLOW
-    from tfvideo.viz import atomic_path  # here: reading .flo files does not import TensorFlow
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(_HEADER.pack(FLO_TAG, width, height))
         f.write(data.tobytes())

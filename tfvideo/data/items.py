@@ -4,14 +4,15 @@ Dataset adapters (HMDB51, UCF101, folders, Sintel, Middlebury, Cityscapes, GATEC
 ``motion`` set) turn a dataset on disk into a list of items per split; the writer
 (:mod:`tfvideo.data.shards`) calls ``item.load(...)`` in worker processes and writes the returned
 fields with :func:`tfvideo.data.schema.make_sequence_example`. An item that cannot be loaded raises
-:class:`ReadError`; the writer skips it and lists it in the manifest.
+:class:`ReadError`; the writer skips it and lists it in the manifest. Video files are
+:class:`tfvideo.data.action_sets.VideoItem` s; the other adapters define their own items.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ReadError", "Item", "VideoItem"]
+__all__ = ["ReadError", "Item"]
 
 
 class ReadError(Exception):
@@ -50,14 +51,3 @@ class Item:
         Raises :class:`ReadError` when the example cannot be read.
         """
         raise NotImplementedError
-
-
-@dataclasses.dataclass
-class VideoItem(Item):
-    """A video file decoded with OpenCV (:func:`tfvideo.data.video.read_video`)."""
-
-    def load(self, short_side=None, fps=None):
-        from tfvideo.data.video import read_video
-
-        video = read_video(self.source, short_side=short_side, fps=fps)
-        return {"frames": video.frames, "fps": video.fps}

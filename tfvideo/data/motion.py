@@ -109,8 +109,12 @@ import time
 import cv2
 import numpy as np
 
+from tfvideo.cli import size_type
+from tfvideo.data import photos
+from tfvideo.files import atomic_write_text
+
 __all__ = [
-    "CLASSES", "PHOTOS", "VERSION", "SPLITS_DIR", "ClipSpec", "load_photo", "clip_spec",
+    "CLASSES", "PHOTOS", "VERSION", "SPLITS_DIR", "ClipSpec", "clip_spec",
     "frame_transform", "make_clip", "exact_flow", "clip_flows", "video_name", "generate_motion",
     "build_parser", "main", "preview",
 ]
@@ -118,7 +122,7 @@ __all__ = [
 #: Class names, sorted: label index = position.
 CLASSES = ("pan_down", "pan_left", "pan_right", "pan_up", "rotate_ccw", "rotate_cw", "zoom_in",
            "zoom_out")
-#: scikit-image sample photographs used (``skimage.data.<name>()``, no download).
+#: scikit-image photographs used (loaded by :func:`tfvideo.data.photos.photo`, no download).
 PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
           "hubble_deep_field", "immunohistochemistry", "page", "retina", "text")
 #: Bumped whenever the generated content changes (part of ``motion.json``).
@@ -253,21 +257,6 @@ def _corners(a: np.ndarray, size) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # random clips
 # ----------------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def load_photo(name: str) -> np.ndarray:
-    """``skimage.data.<name>()`` as read-only float32 RGB ``(H, W, 3)`` in [0, 255] (cached)."""
-    if name not in PHOTOS:
-        raise ValueError(f"photo must be one of {', '.join(PHOTOS)}, got {name!r}")
-    from skimage import data
-
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    img = np.ascontiguousarray(img[..., :3], dtype=np.float32)
-    img.setflags(write=False)
-    return img
-
-
 def _photo_order(seed: int) -> list:
     """The class-independent photo order: clip ``k`` of every class uses ``order[k % len(PHOTOS)]``."""
     return [PHOTOS[i] for i in np.random.default_rng([seed, 0x9407]).permutation(len(PHOTOS))]
@@ -296,7 +285,7 @@ def clip_spec(class_name: str, *, seed: int = 0, index: int = 0, num_frames: int
         raise ValueError(f"photo must be one of {', '.join(PHOTOS)}, got {photo!r}")
     rng = np.random.default_rng([seed, CLASSES.index(class_name), index])
     last = num_frames - 1
-    ph, pw = load_photo(photo).shape[:2]
+    ph, pw = photos.photo(photo).shape[:2]
 
     # Class-independent appearance.
     view = math.exp(rng.uniform(*np.log(VIEW_FRACTION)))
@@ -371,7 +360,7 @@ def _compose(m: np.ndarray, a: np.ndarray) -> np.ndarray:
 def _pyramid(name: str) -> tuple:
     """Photo halved (``INTER_AREA``) until its short side is < 64: ``((image, sx, sy), ...)`` with the
     exact scale of each level relative to the photo."""
-    levels = [(load_photo(name), 1.0, 1.0)]
+    levels = [(photos.photo(name), 1.0, 1.0)]
     ph, pw = levels[0][0].shape[:2]
     while min(levels[-1][0].shape[:2]) >= 64:
         img = levels[-1][0]
@@ -431,12 +420,6 @@ def make_clip(spec: ClipSpec) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # the dataset on disk
 # ----------------------------------------------------------------------------------------------------
-def _write_text(path: str, text: str) -> None:
-    from tfvideo.viz import atomic_write_text  # here: rendering workers stay free of TensorFlow
-
-    atomic_write_text(path, text)
-
-
 def _split_file(root: str, class_name: str, split: int) -> str:
     return os.path.join(root, SPLITS_DIR, f"{class_name}_test_split{split}.txt")
 
@@ -543,8 +526,8 @@ def generate_motion(root, *, seed: int = 0, videos_per_class: int = 40, num_fram
                 os.remove(_split_file(root, c, s))
         os.makedirs(os.path.join(root, c), exist_ok=True)
     os.makedirs(os.path.join(root, SPLITS_DIR), exist_ok=True)
-    _write_text(os.path.join(root, _META), json.dumps(params, indent=1) + "\n")
-    _write_text(os.path.join(root, "README.txt"), _readme(params))
+    atomic_write_text(os.path.join(root, _META), json.dumps(params, indent=1) + "\n")
+    atomic_write_text(os.path.join(root, "README.txt"), _readme(params))
 
     tasks = [(clip_spec(c, seed=int(seed), index=k, num_frames=num_frames, size=size, photo=p),
               os.path.join(root, c, names[c][k] + ".avi"), float(fps))
@@ -573,22 +556,13 @@ def generate_motion(root, *, seed: int = 0, videos_per_class: int = 40, num_fram
             rng = np.random.default_rng([int(seed), 7030, s, CLASSES.index(c)])
             train = set(rng.permutation(videos_per_class)[:n_train].tolist())
             lines = sorted(f"{n}.avi {1 if k in train else 2}\n" for k, n in enumerate(names[c]))
-            _write_text(_split_file(root, c, s), "".join(lines))
+            atomic_write_text(_split_file(root, c, s), "".join(lines))
     return dict(summary, skipped=False, seconds=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------------
-def _size(text: str) -> tuple:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        return _check_clip_shape(2, (h, w))[1]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected HEIGHTxWIDTH, each >= 16 (e.g. 96x128), got {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfvideo.data.motion",
@@ -601,8 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (everything depends on it)")
     parser.add_argument("--videos-per-class", type=int, default=40, help="clips per class (>= 2)")
     parser.add_argument("--num-frames", type=int, default=24, help="frames per clip (>= 2)")
-    parser.add_argument("--size", type=_size, default=(96, 128), metavar="HxW",
-                        help="frame size, height x width")
+    parser.add_argument("--size", type=size_type(minimum=16), default=(96, 128), metavar="HxW",
+                        help="frame size HEIGHTxWIDTH (height first), or N for N x N; each side >= 16")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate stored in the AVI files")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes")
     parser.add_argument("--overwrite", action="store_true",

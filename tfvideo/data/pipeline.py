@@ -31,7 +31,7 @@ Training vs evaluation (``training=True/False``)
   ``num_clips x num_crops x (2 if flip_views else 1)`` consecutive elements and, with
   ``with_video_id=True``, ``inputs`` becomes ``{"frames": ..., "video_id": ...}`` (the ``video/id``
   string of the record, unique within a dataset) so that scores can be averaged per video
-  (:func:`average_per_video`).
+  (:func:`tfvideo.evaluation.average_per_video`).
 
 Performance and distribution
   Files are read with ``interleave`` (``cycle_length`` shards at once, parallel), only the sampled
@@ -65,7 +65,7 @@ from tfvideo.data import augment, sampling, schema
 from tfvideo.data.shards import shard_files
 
 __all__ = ["list_shards", "read_records", "clip_dataset", "segment_dataset", "pair_dataset",
-           "dense_dataset", "average_per_video", "CROPS", "TARGETS"]
+           "dense_dataset", "CROPS", "TARGETS"]
 
 CROPS = ("tsn", "random_resized", "random", "center")
 TARGETS = ("flow", "segmentation", "colour")
@@ -122,7 +122,7 @@ def _check_size(size):
 
 
 class _Options:
-    """The augmentation and reading options shared by every builder."""
+    """The augmentation and reading options shared by every builder (checked here)."""
 
     def __init__(self, *, training, size, crop, flip, color_jitter, resize_short_side, num_crops,
                  flip_views, seed, deterministic, shuffle_buffer, cache, cycle_length):
@@ -138,6 +138,8 @@ class _Options:
         self.resize_short_side = resize_short_side
         _check_choice(num_crops, (1, 3, 5, 10), "num_crops")
         self.num_crops, self.flip_views = num_crops, bool(flip_views)
+        if deterministic is None and seed is not None:
+            deterministic = True  # a seeded pipeline gives the same batches every time
         if seed is None:
             seed = random.randrange(2**31)
         self.seed = int(seed)
@@ -250,26 +252,6 @@ class _Options:
         return ds.with_options(options).prefetch(AUTOTUNE)
 
 
-def _options(kwargs, **defaults):
-    """Builder keyword arguments (with per-builder defaults) -> :class:`_Options`; unknown ones
-    are a TypeError."""
-    names = ("training", "size", "crop", "flip", "color_jitter", "resize_short_side", "num_crops",
-             "flip_views", "seed", "deterministic", "shuffle_buffer", "cache", "cycle_length")
-    values = dict(crop="random", flip=True, color_jitter=None, resize_short_side=None, num_crops=1,
-                  flip_views=False, seed=None, deterministic=None, shuffle_buffer=256, cache=False,
-                  cycle_length=4)
-    values.update(defaults)
-    values.update({k: kwargs.pop(k) for k in names if k in kwargs})
-    missing = [k for k in ("training", "size") if k not in values]
-    if missing:
-        raise TypeError(f"missing keyword argument(s): {', '.join(missing)}")
-    if kwargs:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
-    if values["deterministic"] is None and values["seed"] is not None:
-        values["deterministic"] = True
-    return _Options(**values)
-
-
 def _gather_frames(record, indices):
     """Decode only the frames at ``indices`` (any shape) -> ``indices.shape + (H, W, 3)``."""
     flat = tf.reshape(indices, [-1])
@@ -341,8 +323,10 @@ def _with_id(inputs, sample, with_video_id):
 
 
 # --------------------------------------------------------------------------------- builders ----
-def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_clips=1,
-                 with_video_id=False, drop_remainder=None, **options):
+def clip_dataset(data, split=None, *, training, size, batch_size, num_frames=16, stride=1,
+                 num_clips=1, with_video_id=False, drop_remainder=None, crop="random", flip=True,
+                 color_jitter=None, resize_short_side=None, num_crops=1, flip_views=False, seed=None,
+                 deterministic=None, shuffle_buffer=256, cache=False, cycle_length=4):
     """Clips of ``num_frames`` frames every ``stride`` frames, labelled with the video's class.
 
     Training: one clip per video with a random start. Evaluation: ``num_clips`` clips with
@@ -350,15 +334,38 @@ def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_c
 
     Args:
       data: shard folder (with ``split``), glob pattern or list of files.
+      split: the split whose shards to read from a folder (``"train"``, ``"test"``, ...).
+      training: ``True``: random sampling, augmentation, shuffling, repeat; ``False``:
+        deterministic evaluation views (see the module doc).
+      size: output frame size ``(height, width)`` or one int for a square.
       batch_size: global batch size (``tf.distribute`` splits it across replicas).
-      training, size (required), crop (``"random"``), flip, color_jitter (dict of strengths),
-      resize_short_side, num_crops, flip_views, seed, deterministic, shuffle_buffer, cache,
-      cycle_length: see the module doc.
+      num_frames, stride: ``T`` frames, ``stride`` frames apart.
+      num_clips: clips per video in evaluation (1 in training).
+      with_video_id: inputs become ``{"frames": ..., "video_id": ...}`` (for per-video scores).
+      drop_remainder: drop a last partial batch (default: in training only).
+
+      The options below are the same for every builder:
+
+      crop: training crop, one of :data:`CROPS`: ``"tsn"`` (corners + scale jitter),
+        ``"random_resized"``, ``"random"`` (default here) or ``"center"``.
+      flip: random horizontal flips in training (horizontal flow negated).
+      color_jitter: ``{"brightness", "contrast", "saturation", "hue"}`` strengths (training).
+      resize_short_side: resize frames so the shorter side has this many pixels before cropping.
+      num_crops: evaluation crops per clip, 1, 3, 5 or 10 (TSN's 10-crop mirrors the last five).
+      flip_views: also evaluate the mirrored crops (twice the views).
+      seed: fixes sampling, augmentation and order (default: a random seed).
+      deterministic: fixed element order (default: ``True`` when ``seed`` is given).
+      shuffle_buffer: records shuffled in training (0: none).
+      cache: cache the parsed, still-encoded records in memory.
+      cycle_length: shards read at once.
 
     Returns:
       ``tf.data.Dataset`` of ``(frames uint8 (B, T, H, W, 3), label int32 (B,))``.
     """
-    opts = _options(options)
+    opts = _Options(training=training, size=size, crop=crop, flip=flip, color_jitter=color_jitter,
+                    resize_short_side=resize_short_side, num_crops=num_crops, flip_views=flip_views,
+                    seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
+                    cache=cache, cycle_length=cycle_length)
 
     def sample_fn(record, seed):
         idx = _clip_indices(record, seed, opts, num_frames, stride, num_clips)
@@ -372,8 +379,11 @@ def clip_dataset(data, split=None, *, batch_size, num_frames=16, stride=1, num_c
                       with_video_id=with_video_id)
 
 
-def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_segment=1,
-                    with_video_id=False, drop_remainder=None, **options):
+def segment_dataset(data, split=None, *, training, size, batch_size, num_segments=3,
+                    frames_per_segment=1, with_video_id=False, drop_remainder=None, crop="tsn",
+                    flip=True, color_jitter=None, resize_short_side=None, num_crops=1,
+                    flip_views=False, seed=None, deterministic=None, shuffle_buffer=256, cache=False,
+                    cycle_length=4):
     """TSN sampling: ``num_segments`` segments of ``frames_per_segment`` consecutive frames.
 
     Training: a random snippet in each segment, TSN augmentation (``crop="tsn"`` by default: corner
@@ -381,10 +391,20 @@ def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_
     of each segment (TVNet tests on 25 stacks: ``num_segments=25``) x views (``num_crops=5,
     flip_views=True`` is the paper's centre + 4 corners + flips).
 
+    Args:
+      num_segments: ``S`` segments per video.
+      frames_per_segment: ``k`` consecutive frames per segment.
+      crop: as in :func:`clip_dataset`, but ``"tsn"`` by default.
+      data, split, training, size, batch_size, with_video_id, drop_remainder and the other
+        options: see :func:`clip_dataset`.
+
     Returns:
       ``tf.data.Dataset`` of ``(frames uint8 (B, S, k, H, W, 3), label int32 (B,))``.
     """
-    opts = _options(options, crop="tsn")
+    opts = _Options(training=training, size=size, crop=crop, flip=flip, color_jitter=color_jitter,
+                    resize_short_side=resize_short_side, num_crops=num_crops, flip_views=flip_views,
+                    seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
+                    cache=cache, cycle_length=cycle_length)
     s, k = int(num_segments), int(frames_per_segment)
 
     def sample_fn(record, seed):
@@ -402,8 +422,10 @@ def segment_dataset(data, split=None, *, batch_size, num_segments=3, frames_per_
                       with_video_id=with_video_id)
 
 
-def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=None,
-                 with_video_id=False, drop_remainder=None, **options):
+def pair_dataset(data, split=None, *, training, size, batch_size, max_offset=9, eval_offsets=None,
+                 with_video_id=False, drop_remainder=None, crop="random", flip=True,
+                 color_jitter=None, resize_short_side=None, num_crops=1, flip_views=False, seed=None,
+                 deterministic=None, shuffle_buffer=256, cache=False, cycle_length=4):
     """Deep Feature Flow pairs: (key frame k, annotated frame i) with ``0 <= i - k <= max_offset``.
 
     Training: a random annotated frame of the video and a random distance (Zhu et al. 2017, Sec. 4).
@@ -411,11 +433,20 @@ def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=Non
     ``0..max_offset``: with key frames every ``max_offset + 1`` frames, each distance is equally
     likely, so the mean over them is the expected accuracy), each as its own element.
 
+    Args:
+      max_offset: largest key-frame distance ``i - k`` in training.
+      eval_offsets: the distances evaluated (default ``0..max_offset``).
+      data, split, training, size, batch_size, with_video_id, drop_remainder and the other
+        options: see :func:`clip_dataset`.
+
     Returns:
       ``(frames uint8 (B, 2, H, W, 3) [key, current], labels int32 (B, H, W),
       weights float32 (B, H, W))``; labels 255 (ignore) become 0 with weight 0.
     """
-    opts = _options(options)
+    opts = _Options(training=training, size=size, crop=crop, flip=flip, color_jitter=color_jitter,
+                    resize_short_side=resize_short_side, num_crops=num_crops, flip_views=flip_views,
+                    seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
+                    cache=cache, cycle_length=cycle_length)
     offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in
                                                                           eval_offsets]
     if not offsets or min(offsets) < 0:
@@ -449,8 +480,10 @@ def pair_dataset(data, split=None, *, batch_size, max_offset=9, eval_offsets=Non
                       with_video_id=with_video_id, segmentation=True)
 
 
-def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride=1, num_clips=1,
-                  with_video_id=False, drop_remainder=None, **options):
+def dense_dataset(data, split=None, *, target, training, size, batch_size, num_frames=16, stride=1,
+                  num_clips=1, with_video_id=False, drop_remainder=None, crop="random", flip=True,
+                  color_jitter=None, resize_short_side=None, num_crops=1, flip_views=False,
+                  seed=None, deterministic=None, shuffle_buffer=256, cache=False, cycle_length=4):
     """Clips with per-frame dense targets aligned with the frames (V2V, Sec. 4-6 of seed 000).
 
     ``target``:
@@ -462,11 +495,16 @@ def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride
       * ``"colour"``: inputs are the grey clip ``(B, T, H, W, 1)`` uint8 (ITU-R BT.601 luma), labels
         the RGB clip ``(B, T, H, W, 3)`` uint8; weight 1.
 
+    Other arguments: see :func:`clip_dataset`.
+
     Returns:
       ``(inputs, labels, sample_weight float32 (B, T, H, W))``.
     """
     _check_choice(target, TARGETS, "target")
-    opts = _options(options)
+    opts = _Options(training=training, size=size, crop=crop, flip=flip, color_jitter=color_jitter,
+                    resize_short_side=resize_short_side, num_crops=num_crops, flip_views=flip_views,
+                    seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
+                    cache=cache, cycle_length=cycle_length)
 
     def sample_fn(record, seed):
         idx = _clip_indices(record, seed, opts, num_frames, stride, num_clips)
@@ -498,31 +536,3 @@ def dense_dataset(data, split=None, *, target, batch_size, num_frames=16, stride
                       with_video_id=with_video_id,
                       flow=target == "flow", segmentation=target == "segmentation")
 
-
-def average_per_video(scores, video_ids, labels=None):
-    """Average view scores per video (multi-view testing).
-
-    Args:
-      scores: ``(N, C)`` array of per-view scores (e.g. logits or probabilities).
-      video_ids: ``(N,)`` video of each view (``inputs["video_id"]``: strings or bytes; any
-        hashable, sortable ids work).
-      labels: optional ``(N,)`` labels of the views (all views of a video share the label).
-
-    Returns:
-      ``(ids (V,), mean_scores (V, C))`` or, with ``labels``, ``(ids, mean_scores,
-      video_labels (V,))``; videos in sorted id order.
-    """
-    scores, video_ids = np.asarray(scores, np.float64), np.asarray(video_ids).reshape(-1)
-    if scores.ndim != 2 or len(scores) != len(video_ids):
-        raise ValueError(f"scores must be (N, C) with N = len(video_ids) = {len(video_ids)}, "
-                         f"got {scores.shape}")
-    ids, inverse = np.unique(video_ids, return_inverse=True)
-    sums = np.zeros((len(ids), scores.shape[1]))
-    np.add.at(sums, inverse, scores)
-    means = sums / np.bincount(inverse)[:, None]
-    if labels is None:
-        return ids, means
-    labels = np.asarray(labels).reshape(-1)
-    video_labels = np.zeros(len(ids), labels.dtype)
-    video_labels[inverse] = labels
-    return ids, means, video_labels

@@ -148,15 +148,16 @@ def wait_until_prepared(out, splits=("train", "test"), *, timeout=3600.0, poll=2
         time.sleep(poll)
 
 
-def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=None, fps=None,
+def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, short_side=None, fps=None,
             workers=1, overwrite=False, jpeg_quality=90, test_fraction=0.0, sintel_pass="clean",
             motion_options=None, progress=True, log=print):
     """List ``dataset`` and write its shards to ``out``; returns a summary dict.
 
     For ``motion`` the videos are generated first (into ``data_dir``, default ``<out>/videos``;
     ``motion_options`` go to :func:`tfvideo.data.motion.generate_motion`), then read exactly like
-    HMDB51. Returns ``{"dataset", "out", "classes", "splits": {name: write_shards summary},
-    "videos", "skipped"}``.
+    HMDB51. ``shards`` per split default to one per 64 videos, at least ``min_shards`` (a multi-worker
+    run needs one per worker: tf.distribute shards the input by file). Returns ``{"dataset", "out",
+    "classes", "splits": {name: write_shards summary}, "videos", "skipped"}``.
     """
     out = os.fspath(out)
     if fps is not None and dataset in ("middlebury", "sintel", "cityscapes", "gatech"):
@@ -183,8 +184,13 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, short_side=Non
         for name, items in listing.splits.items():
             if not items:
                 continue
+            count = shards
+            if count is None and min_shards > 1:
+                from tfvideo.data.shards import VIDEOS_PER_SHARD
+
+                count = max(min_shards, -(-len(items) // VIDEOS_PER_SHARD))
             summary["splits"][name] = write_shards(
-                items, out, split=name, num_shards=shards, dataset=dataset, settings=settings,
+                items, out, split=name, num_shards=count, dataset=dataset, settings=settings,
                 short_side=short_side, fps=fps, jpeg_quality=jpeg_quality, workers=workers,
                 overwrite=overwrite, problems=problems, progress=progress, pool=pool)
             problems = []  # listing problems are recorded once, with the first split

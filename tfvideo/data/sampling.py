@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfvideo.checks import positive_int
+
 __all__ = ["clip_indices", "segment_indices", "frame_pair_indices", "split_seed", "randint"]
 
 
@@ -66,12 +68,6 @@ def _check_bool(training) -> bool:
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"`training` must be a Python bool, got {type(training).__name__}")
     return bool(training)
-
-
-def _positive_int(value, arg: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{arg}` must be a Python int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _scalar_int(value, arg: str, minimum: int) -> tf.Tensor:
@@ -129,9 +125,9 @@ def clip_indices(num_frames, num_steps: int, stride: int = 1, *, training: bool,
       ValueError / TypeError: for bad arguments (named in the message).
     """
     n = _scalar_int(num_frames, "num_frames", 1)
-    num_steps = _positive_int(num_steps, "num_steps")
-    stride = _positive_int(stride, "stride")
-    num_clips = _positive_int(num_clips, "num_clips")
+    num_steps = positive_int(num_steps, "num_steps")
+    stride = positive_int(stride, "stride")
+    num_clips = positive_int(num_clips, "num_clips")
     offsets = tf.range(num_steps, dtype=tf.int32) * stride
     max_start = tf.maximum(n - (num_steps - 1) * stride - 1, 0)
     if _check_bool(training):
@@ -180,8 +176,8 @@ def segment_indices(num_frames, num_segments: int, frames_per_segment: int = 1, 
       int32 indices of shape ``(S, k)``; flatten with ``tf.reshape(idx, [-1])`` to gather frames.
     """
     n = _scalar_int(num_frames, "num_frames", 1)
-    s = _positive_int(num_segments, "num_segments")
-    k = _positive_int(frames_per_segment, "frames_per_segment")
+    s = positive_int(num_segments, "num_segments")
+    k = positive_int(frames_per_segment, "frames_per_segment")
     m = n - k + 1
     if _check_bool(training):
         seeds = split_seed(seed, 2)
@@ -221,7 +217,7 @@ def frame_pair_indices(num_frames, label_index, *, max_offset: int = 9, training
     """
     n = _scalar_int(num_frames, "num_frames", 1)
     i = _scalar_int(label_index, "label_index", 0)
-    max_offset = _positive_int(max_offset, "max_offset", minimum=0)
+    max_offset = positive_int(max_offset, "max_offset", minimum=0)
     static_n, static_i = tf.get_static_value(n), tf.get_static_value(i)
     if static_n is not None and static_i is not None and static_i >= static_n:
         raise ValueError(f"`label_index` must be < `num_frames` = {static_n}, got {static_i}")

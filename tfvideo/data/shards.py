@@ -7,9 +7,10 @@ Layout of an output folder::
 
 * Items are sorted by (label, id) and dealt round-robin, so shard sizes differ by at most one and
   every shard holds every class.
-* Each shard is written to ``<name>.tmp-<pid>`` and renamed when complete: a crash never leaves a
-  file with a shard's name that is not a whole shard. Stale temporary files are removed on the next
-  run.
+* Each shard is written through :func:`tfvideo.files.atomic_path` (a hidden temporary file
+  ``.<name>.<random>.tmp.tfrecord`` in the same folder, renamed when complete): a crash never leaves a
+  file with a shard's name that is not a whole shard. Stale temporary files (of a killed run) are
+  removed on the next run.
 * ``manifest.json`` is rewritten (atomically) after every finished shard. It records the dataset,
   schema and tool versions, creation time, the settings (``short_side``, ``fps``, ...), and per split
   the shards (number of videos and frames, a hash of the ids they hold), counts per class and the
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 import tfvideo
 from tfvideo.data import schema
 from tfvideo.data.items import Item, ReadError
-from tfvideo.viz import atomic_write_text
+from tfvideo.files import atomic_path, atomic_write_json
 
 __all__ = ["write_shards", "make_pool", "shard_name", "read_manifest", "shard_files", "MANIFEST"]
 
@@ -68,10 +69,6 @@ def read_manifest(out_dir):
         return {}
     with open(path) as f:
         return json.load(f)
-
-
-def _write_json(path, data):
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _ids_hash(items):
@@ -162,8 +159,11 @@ def write_shards(items, out_dir, *, split, num_shards=None, dataset="", settings
                          "overwrite=True (--overwrite) or choose another output folder")
     if overwrite or old is None or old.get("settings") != settings:
         old = {"shards": {}}
-    for path in glob.glob(os.path.join(glob.escape(out_dir), f"{split}-*.tfrecord.tmp-*")):
-        os.remove(path)  # left by a killed run
+    stale = [f".{split}-*.tfrecord.*.tmp.tfrecord",  # atomic_path's temporary shards
+             f"{split}-*.tfrecord.tmp-*"]  # the temporary shard names of earlier versions
+    for pattern in stale:
+        for path in glob.glob(os.path.join(glob.escape(out_dir), pattern)):
+            os.remove(path)  # left by a killed run
     for path in shard_files(out_dir, split):  # shards of another sharding of this split
         if not os.path.basename(path).endswith(f"-of-{num_shards:05d}.tfrecord"):
             os.remove(path)
@@ -204,7 +204,7 @@ def write_shards(items, out_dir, *, split, num_shards=None, dataset="", settings
                       created=datetime.datetime.now(datetime.timezone.utc).isoformat(
                           timespec="seconds"))
         manifest["splits"][split] = record
-        _write_json(os.path.join(out_dir, MANIFEST), manifest)
+        atomic_write_json(os.path.join(out_dir, MANIFEST), manifest, sort_keys=True)
 
     jobs = [(item, short_side, fps, jpeg_quality) for _, _, its in todo for item in its]
     bar = tqdm(total=len(jobs), desc=f"{dataset or 'data'} {split}", unit="video",
@@ -215,28 +215,23 @@ def write_shards(items, out_dir, *, split, num_shards=None, dataset="", settings
     results = map(_encode, jobs) if pool is None else pool.imap(_encode, jobs, chunksize=1)
     try:
         for k, name, shard_items in todo:
-            final = os.path.join(out_dir, name)
-            tmp = f"{final}.tmp-{os.getpid()}"
             entry = {"videos": 0, "frames": 0, "counts": {}, "skipped": [],
                      "ids_sha1": _ids_hash(shard_items)}
-            try:
-                with tf.io.TFRecordWriter(tmp) as writer:
-                    for item in shard_items:
-                        ok, payload, frames = next(results)
-                        bar.update(1)
-                        if not ok:
-                            entry["skipped"].append({"path": item.source, "reason": payload})
-                            continue
-                        writer.write(payload)
-                        entry["videos"] += 1
-                        entry["frames"] += frames
-                        key = item.label_text or str(item.label)
-                        entry["counts"][key] = entry["counts"].get(key, 0) + 1
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
-            os.replace(tmp, final)
+            # a hidden temporary file, renamed to the shard's name when complete (removed on any
+            # exception, KeyboardInterrupt included); a shard of only bad items is a valid empty file
+            with atomic_path(os.path.join(out_dir, name), allow_empty=True) as tmp, \
+                    tf.io.TFRecordWriter(tmp) as writer:
+                for item in shard_items:
+                    ok, payload, frames = next(results)
+                    bar.update(1)
+                    if not ok:
+                        entry["skipped"].append({"path": item.source, "reason": payload})
+                        continue
+                    writer.write(payload)
+                    entry["videos"] += 1
+                    entry["frames"] += frames
+                    key = item.label_text or str(item.label)
+                    entry["counts"][key] = entry["counts"].get(key, 0) + 1
             record["shards"][name] = entry
             record["skipped"].extend(entry["skipped"])
             save()

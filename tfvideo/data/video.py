@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from tfvideo.data.items import ReadError
+from tfvideo.files import atomic_path
 
 __all__ = ["Video", "VideoReadError", "read_video", "resize_short_side", "write_video",
            "subsample_indices"]
@@ -142,27 +143,22 @@ def read_video(path, *, short_side=None, fps=None, max_frames=None):
 def write_video(path, frames, fps=25.0, fourcc="MJPG"):
     """Write RGB ``uint8`` frames ``(T, H, W, 3)`` to a video file (Motion-JPEG AVI by default).
 
-    Written to a temporary name in the same folder and renamed when complete.
+    Written through :func:`tfvideo.files.atomic_path` (a temporary name in the same folder that keeps
+    the extension, from which OpenCV picks the container; renamed when complete), so a crash never
+    leaves a partial video under ``path``.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (time, height, width, 3), got {frames.dtype} "
                          f"{frames.shape}")
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{ext}"  # keep the extension: OpenCV picks the container by it
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
-    try:
-        if not writer.isOpened():
-            raise OSError(f"OpenCV cannot write {fourcc!r} video to {path}")
-        for f in frames:
-            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    except BaseException:
-        writer.release()
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+        try:
+            if not writer.isOpened():
+                raise OSError(f"OpenCV cannot write {fourcc!r} video to {path}")
+            for f in frames:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()

@@ -2,18 +2,21 @@
 
 Run::
 
-    python -m tfvideo.demo.flow [--out outputs/demo_flow] [--size 256] \
+    python -m tfvideo.demo.flow [--out outputs/demo_flow] [--size 173x256] \
         [--scales 3 --warps 3 --iterations 50] [--seed 0] [--photo astronaut] [--max-motion 4]
+
+``--size`` is ``HEIGHTxWIDTH``, height first like every size in tfvideo
+(:func:`tfvideo.checks.parse_size`), or one number ``N`` for an ``N x N`` frame.
 
 What it does
 ------------
-1. Builds a frame pair from a photograph that ships with scikit-image (no download): ``frame0`` is a
-   crop of the photo (resized so that it is ``--size`` pixels wide) and ``frame1`` is the same crop
-   moved by a random smooth similarity motion (small rotation + zoom + translation about the frame
-   centre, at most ``--max-motion`` pixels anywhere in the frame). ``frame1`` is resampled with
-   ``cv2.remap`` (bicubic) from the *larger* photo, so its borders hold real image content rather than
-   padding. The ground-truth flow is exact, in the project's (OpenCV) convention
-   ``frame1(p + flow(p)) = frame0(p)``: see :func:`make_frame_pair`.
+1. Builds a frame pair from a photograph that ships with scikit-image (no download,
+   :func:`tfvideo.data.photos.photo`): ``frame0`` is a crop of the photo (resized to the frame size
+   ``--size``) and ``frame1`` is the same crop moved by a random smooth similarity motion (small
+   rotation + zoom + translation about the frame centre, at most ``--max-motion`` pixels anywhere in
+   the frame). ``frame1`` is resampled with ``cv2.remap`` (bicubic) from the *larger* photo, so its
+   borders hold real image content rather than padding. The ground-truth flow is exact, in the
+   project's (OpenCV) convention ``frame1(p + flow(p)) = frame0(p)``: see :func:`make_frame_pair`.
 2. Computes the flow with a frozen :class:`tfvideo.layers.TVNet` (``layer.trainable = False``: exact
    TV-L1 with the ``--scales``/``--warps``/``--iterations`` given) inside ``tf.function``, and with
    OpenCV's ``cv2.optflow.DualTVL1OpticalFlow_create()`` (default parameters). Both see the same 8-bit
@@ -39,25 +42,28 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from tfvideo.checks import parse_size
+from tfvideo.cli import float_type, int_type, size_type
+from tfvideo.data import photos
+
 __all__ = [
     "PHOTOS",
     "EPE_MARGIN",
     "FramePair",
+    "DEFAULT_SIZE",
     "make_frame_pair",
     "border_mask",
-    "parse_size",
-    "default_height",
     "opencv_tvl1",
     "build_parser",
     "main",
 ]
 
-#: Photographs shipped inside scikit-image (``skimage.data.<name>()``, no download needed).
+#: The photographs offered by ``--photo`` (any of :data:`tfvideo.data.photos.PHOTOS` works in Python).
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera")
 #: Pixels ignored at each border when computing EPE.
 EPE_MARGIN = 10
-#: Height / width ratio used when only a width is given (370 x 250, the benchmark's large size).
-ASPECT = 250.0 / 370.0
+#: Default frame size ``(height, width)``: 256 wide with the 250:370 aspect of the benchmark's sizes.
+DEFAULT_SIZE = (173, 256)
 #: Smallest accepted frame side (the 10-pixel EPE margin must leave an interior).
 MIN_SIDE = 32
 #: Largest accepted frame side (memory / run time guard).
@@ -99,37 +105,22 @@ class FramePair:
         return int(self.frame0.shape[1])
 
 
-def default_height(width: int) -> int:
-    """Height used when only a width is given: ``round(width * 250 / 370)`` (256 -> 173)."""
-    return max(1, int(round(width * ASPECT)))
-
-
-def _load_photo(name: str) -> np.ndarray:
-    if name not in PHOTOS:
-        raise ValueError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
-    from skimage import data
-
-    img = getattr(data, name)()
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    return np.ascontiguousarray(img[..., :3]).astype(np.float32)
-
-
-def _check_frame_size(width, height) -> tuple[int, int]:
-    for what, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise ValueError(f"frame {what} must be an integer; got {v!r}")
+def _check_frame_size(size) -> tuple[int, int]:
+    """``(height, width)`` from a size (:func:`tfvideo.checks.parse_size`), each side in
+    ``MIN_SIDE..MAX_SIDE``."""
+    height, width = parse_size(size, "size")
+    for what, v in (("height", height), ("width", width)):
         if not MIN_SIDE <= v <= MAX_SIDE:
             raise ValueError(
                 f"frame {what} must be between {MIN_SIDE} and {MAX_SIDE} pixels (the EPE ignores a "
                 f"{EPE_MARGIN}-pixel border); got {v}"
             )
-    return int(width), int(height)
+    return height, width
 
 
 def make_frame_pair(
-    width: int = 256,
-    height: int | None = None,
+    size=DEFAULT_SIZE,
+    *,
     seed: int = 0,
     photo: str = "astronaut",
     max_motion: float = 4.0,
@@ -151,18 +142,16 @@ def make_frame_pair(
     from the whole resized photo, so content moving in at the borders is real.
 
     Args:
-      width: frame width in pixels (32..2048).
-      height: frame height; default ``round(width * 250 / 370)``.
+      size: frame size ``(height, width)``, ``"HxW"`` (height first) or one int for a square; each
+        side 32..2048 pixels.
       seed: random seed of the motion.
-      photo: one of :data:`PHOTOS` (scikit-image sample images).
+      photo: a scikit-image photograph, one of :data:`tfvideo.data.photos.PHOTOS`.
       max_motion: upper bound of the displacement in pixels (> 0).
 
     Returns:
       A :class:`FramePair`.
     """
-    if height is None:
-        height = default_height(width) if isinstance(width, (int, np.integer)) else width
-    width, height = _check_frame_size(width, height)
+    height, width = _check_frame_size(size)
     if isinstance(max_motion, bool) or not isinstance(max_motion, (int, float, np.number)) or not (
         0 < float(max_motion) <= 0.25 * min(width, height)
     ):
@@ -170,7 +159,7 @@ def make_frame_pair(
             f"`max_motion` must be a number in (0, {0.25 * min(width, height):g}] (a quarter of the smaller "
             f"frame side); got {max_motion!r}"
         )
-    src = _load_photo(photo)
+    src = photos.photo(photo)
     ph, pw = src.shape[:2]
 
     # Resize the photo so that a crop of _CROP_FRACTION of it (with the frame's aspect) is width x height.
@@ -257,44 +246,6 @@ def opencv_tvl1():
 # ----------------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------------
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256"`` -> ``(256, 173)`` (width, default height); ``"370x250"`` -> ``(370, 250)``."""
-    text = str(text).strip().lower()
-    try:
-        if "x" in text:
-            w_s, h_s = text.split("x", 1)
-            width, height = int(w_s), int(h_s)
-        else:
-            width = int(text)
-            height = default_height(width)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTH or WIDTHxHEIGHT (e.g. 256 or 370x250); got {text!r}")
-    try:
-        return _check_frame_size(width, height)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tfvideo.demo.flow",
@@ -306,16 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default=os.path.join("outputs", "demo_flow"),
                         help="output directory; the PNG is written to OUT/flow_comparison.png")
-    parser.add_argument("--size", type=parse_size, default="256", metavar="W[xH]",
-                        help=f"frame size: a width (height = width*250/370) or WIDTHxHEIGHT; each side "
-                             f"{MIN_SIDE}..{MAX_SIDE} pixels")
-    parser.add_argument("--scales", type=_positive_int, default=3, help="TVNet pyramid levels")
-    parser.add_argument("--warps", type=_positive_int, default=3, help="TVNet warps per level")
-    parser.add_argument("--iterations", type=_positive_int, default=50, help="TVNet iterations per warp")
+    parser.add_argument("--size", type=size_type(MIN_SIDE), default="x".join(map(str, DEFAULT_SIZE)),
+                        metavar="HxW",
+                        help=f"frame size HEIGHTxWIDTH (height first, e.g. 173x256), or N for an N x N "
+                             f"square; each side {MIN_SIDE}..{MAX_SIDE} pixels")
+    parser.add_argument("--scales", type=int_type(), default=3, help="TVNet pyramid levels")
+    parser.add_argument("--warps", type=int_type(), default=3, help="TVNet warps per level")
+    parser.add_argument("--iterations", type=int_type(), default=50, help="TVNet iterations per warp")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the synthetic motion")
     parser.add_argument("--photo", choices=PHOTOS, default="astronaut",
                         help="scikit-image sample photograph to use")
-    parser.add_argument("--max-motion", type=_positive_float, default=4.0, metavar="PX",
+    parser.add_argument("--max-motion", type=float_type(), default=4.0, metavar="PX",
                         help="largest displacement in the frame, in pixels (capped at 5%% of the smaller "
                              "frame side)")
     return parser
@@ -332,14 +284,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    width, height = args.size
+    height, width = args.size
+    if max(height, width) > MAX_SIDE:
+        parser.error(f"argument --size: each side must be at most {MAX_SIDE} pixels, got "
+                     f"{height}x{width}")
     if args.max_motion > 0.25 * min(width, height):
-        parser.error(f"--max-motion {args.max_motion:g} is too large for a {width}x{height} frame "
+        parser.error(f"--max-motion {args.max_motion:g} is too large for a {height}x{width} frame "
                      f"(at most {0.25 * min(width, height):g})")
     n = 5
 
-    _stage(1, n, f"building a {width}x{height} frame pair from skimage.data.{args.photo}() (seed {args.seed})")
-    pair = make_frame_pair(width, height, seed=args.seed, photo=args.photo, max_motion=args.max_motion)
+    _stage(1, n, f"building a {height}x{width} (height x width) frame pair from skimage.data.{args.photo}() "
+                 f"(seed {args.seed})")
+    pair = make_frame_pair((height, width), seed=args.seed, photo=args.photo, max_motion=args.max_motion)
     m = pair.motion
     print(f"      motion: rotation {m['angle_deg']:+.3f} deg, zoom {m['zoom']:.4f}, translation "
           f"({m['tx']:+.2f}, {m['ty']:+.2f}) px; max displacement {m['max_px']:.2f} px", flush=True)
