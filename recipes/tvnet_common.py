@@ -173,8 +173,9 @@ def resolve(args, dataset):
     return cfg
 
 
-def prepare_data(args, cfg, dataset, log, chief=True):
-    """Writes the shards (the chief of a multi-worker run; the others wait for them)."""
+def prepare_data(args, cfg, dataset, log, chief=True, workers=1):
+    """Writes the shards (the chief of a multi-worker run; the others wait for them). With several
+    workers each split gets at least one shard per worker (tf.distribute shards the input by file)."""
     from tfvideo.data.prepare import prepare, wait_until_prepared
 
     name, out, data_dir = data_source(args, cfg, dataset)
@@ -186,7 +187,7 @@ def prepare_data(args, cfg, dataset, log, chief=True):
         log(f"data: {dataset.upper()} split {cfg['split']} from {data_dir}")
     if not chief:
         wait_until_prepared(out, log=log)
-    summary = prepare(name, out, data_dir, split=cfg["split"], workers=args.workers,
+    summary = prepare(name, out, data_dir, split=cfg["split"], workers=args.workers, min_shards=workers,
                       short_side=None if name == "motion" else cfg["short_side"],
                       progress=not args.quiet and chief,
                       log=None if name == "motion" or not chief else log,
@@ -217,7 +218,7 @@ def datasets(shards, cfg, eval_only_batches=None):
     return train, test
 
 
-def compile_model(model, cfg, *, tvnet):
+def compile_model(model, cfg, *, tvnet, jit_compile=True):
     import keras
 
     from tfvideo import optimizers
@@ -227,7 +228,7 @@ def compile_model(model, cfg, *, tvnet):
     multipliers = {"tvnet": 1 / 255} if tvnet and cfg["train_tvnet"] else None
     model.compile(optimizer=optimizers.SGD(schedule, momentum=0.9, lr_multipliers=multipliers),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=True)
+                  metrics=["accuracy"], jit_compile=jit_compile)
     return model
 
 
@@ -264,12 +265,11 @@ def run(argv, dataset, description):
     except ValueError as err:
         parser.error(str(err))
     chief = training.is_chief(strategy)
-    run_dir = training.RunDir(args.run_dir)
+    try:
+        run_dir = training.RunDir(args.run_dir).claim(chief)
+    except RuntimeError as err:  # another live process trains there
+        parser.error(str(err))
     if chief:
-        try:
-            run_dir.lock()
-        except RuntimeError as err:
-            parser.error(str(err))
         atomic_write_json(run_dir.config_path, cfg)
     log(f"strategy: {training.describe_strategy(strategy)}; global batch {cfg['batch_size']}")
 
@@ -280,7 +280,11 @@ def run(argv, dataset, description):
     from tfvideo.models import tvnet as tvmodels
 
     keras.utils.set_random_seed(cfg["seed"])
-    shards, classes = prepare_data(args, cfg, dataset, log, chief=chief)
+    try:
+        shards, classes = prepare_data(args, cfg, dataset, log, chief=chief,
+                                       workers=training.num_workers(strategy))
+    except ValueError as err:  # e.g. shards of this folder made with other writer settings
+        parser.error(str(err))
     train_ds, test_ds = datasets(shards, cfg, eval_only_batches=1 if args.dry_run else None)
     size = (cfg["size"], cfg["size"])
     # no check_finite here: the frames are uint8 (decoded JPEG), which cannot hold NaN or inf, and
@@ -292,8 +296,10 @@ def run(argv, dataset, description):
             tvnet=tv, flow_loss_weight=cfg["flow_loss_weight"], train_tvnet=cfg["train_tvnet"])
         spatial = tvmodels.spatial_stream(len(classes), size=size, backbone_name=cfg["backbone"],
                                           weights=cfg["weights"])
-        compile_model(temporal, cfg, tvnet=True)
-        compile_model(spatial, cfg, tvnet=False)
+        # XLA has no CPU collectives: multi-worker steps run as graphs (TVNet's iterations keep XLA)
+        jit = training.num_workers(strategy) == 1
+        compile_model(temporal, cfg, tvnet=True, jit_compile=jit)
+        compile_model(spatial, cfg, tvnet=False, jit_compile=jit)
     fixed = next(iter(test_ds))[0]["frames"][:4, :1].numpy()
     log(f"run dir: {run_dir.path}; {cfg['steps']} steps x batch {cfg['batch_size']} per stream "
         f"({cfg['epochs']} epochs of {cfg['steps_per_epoch']}), lr {cfg['lr']} "

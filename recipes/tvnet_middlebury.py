@@ -171,12 +171,10 @@ def main(argv=None):
     if args.dry_run:
         steps = 1
     chief = training.is_chief(strategy)
-    run_dir = training.RunDir(args.run_dir)
-    if chief:
-        try:
-            run_dir.lock()
-        except RuntimeError as err:
-            parser.error(str(err))
+    try:
+        run_dir = training.RunDir(args.run_dir).claim(chief)
+    except RuntimeError as err:  # another live process trains there
+        parser.error(str(err))
 
     import keras
     import tensorflow as tf

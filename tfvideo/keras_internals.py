@@ -29,7 +29,9 @@ Assumptions:
    scalar metrics with ``strategy.reduce("MEAN", v, axis=0)``, which fails on 0-d values ("Invalid
    reduction dimension 0"). :func:`reduce_nests` makes the strategy's ``reduce`` map over nests and
    reduce per-replica scalars with ``axis=None`` (the mean over replicas, which is what Keras
-   means); the two-worker test covers both.
+   means); values of a dtype collectives cannot reduce (uint8 frames of that first batch, which
+   Keras uses only for their shapes) are taken from the local replica. The two-worker tests (a
+   small model, and the TVNet recipe on uint8 frames) cover all three.
 """
 
 from __future__ import annotations
@@ -84,16 +86,25 @@ def uses_weight_decay(optimizer, variable) -> bool:
     return bool(optimizer._use_weight_decay(variable))
 
 
+def _collective_dtypes():
+    import tensorflow as tf
+
+    return (tf.bfloat16, tf.float16, tf.float32, tf.float64, tf.int32, tf.int64)
+
+
 def reduce_nests(strategy):
     """Makes ``strategy.reduce`` accept nested values (assumption 6); returns ``strategy``."""
     import tensorflow as tf
 
+    _COLLECTIVE_DTYPES = _collective_dtypes()
     reduce = strategy.reduce
     if getattr(reduce, "_tfvideo_nested", False):
         return strategy
 
     def one(reduce_op, v, axis):
         local = strategy.experimental_local_results(v)
+        if getattr(local[0], "dtype", tf.float32) not in _COLLECTIVE_DTYPES:
+            return local[0]  # e.g. uint8 frames of the first batch: Keras only needs their shape
         if axis is not None and getattr(local[0], "shape", None) is not None and local[0].shape.rank == 0:
             axis = None  # a per-replica scalar (a metric): the mean over replicas is axis=None
         return reduce(reduce_op, v, axis=axis)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.layer_checks import check_layer
 from tests.layers.tvl1_reference import grad_forward, tvl1_single_scale, warp_bilinear
 from tfvideo.layers import TVNet
 from tfvideo.losses import tvl1_energy
@@ -329,3 +330,122 @@ def test_bicubic_tvnet_matches_opencv_dualtvl1_with_the_same_settings():
     diff = {k: np.linalg.norm(v - ref, axis=-1)[inner].mean() for k, v in flows.items()}
     assert diff["bicubic"] < 0.02, diff
     assert diff["bicubic"] < diff["bilinear"], diff
+
+
+# ------------------------------------------------------------------ shared layer checks
+def random_pair(batch=2, size=(16, 16), seed=0):
+    rng = np.random.default_rng(seed)
+    f0 = np.stack([smooth_pattern(*size, *rng.uniform(-3, 3, 2)) for _ in range(batch)])[..., None]
+    return [f0, np.roll(f0, (1, -1), axis=(1, 2))]
+
+
+@pytest.mark.parametrize(
+    "kwargs,counts",
+    [
+        # forward_kernels, divergence_kernels, u0: all trainable
+        (dict(scales=2, warps=2, iterations=3, flow_loss_weight=0.1), (3, 0)),
+        # trainable_u0=False: u0 is created non-trainable, the two kernel tensors stay trainable
+        (dict(iterations=3, trainable_u0=False, interpolation="bicubic"), (2, 1)),
+        # a frozen layer: all three weights non-trainable
+        (dict(iterations=3, trainable=False), (0, 3)),
+        # the XLA iteration loop and the input check change no weights
+        (dict(iterations=2, xla_iterations=True, check_finite=True), (3, 0)),
+    ],
+)
+def test_layer_checks(tmp_path, kwargs, counts):
+    check_layer(lambda: TVNet(**kwargs), random_pair(), trainable_weights=counts[0], non_trainable_weights=counts[1],
+                expected_output_shape=(2, 16, 16, 2), symbolic_shapes=[(None, None, 1)] * 2, tmp_path=tmp_path,
+                rtol=1e-5, atol=1e-4)
+
+
+# ------------------------------------------------------------------ trainable_u0=False
+def test_trainable_u0_false_keeps_u0_fixed_in_training():
+    """u0 of TVNet(trainable_u0=False) is a non-trainable weight and a training step leaves it alone while
+    it changes the kernels; a TVNet(trainable_u0=True) beside it in the same model is the control."""
+    a, b = keras.Input((16, 16, 1)), keras.Input((16, 16, 1))
+    fixed, free = TVNet(iterations=3, trainable_u0=False), TVNet(iterations=3)
+    model = keras.Model([a, b], [fixed([a, b]), free([a, b])])
+    names = lambda ws: sorted(w.name for w in ws)  # noqa: E731
+    assert names(fixed.trainable_weights) == ["divergence_kernels", "forward_kernels"]
+    assert names(fixed.non_trainable_weights) == ["u0"]
+    assert names(free.trainable_weights) == ["divergence_kernels", "forward_kernels", "u0"]
+    fixed.trainable = False
+    fixed.trainable = True  # toggling the layer must not make u0 trainable
+    assert names(fixed.trainable_weights) == ["divergence_kernels", "forward_kernels"]
+    assert len(model.trainable_weights) == 5 and len(model.non_trainable_weights) == 1
+    x = random_pair(batch=2)
+    target = np.zeros((2, 16, 16, 2), np.float32)
+    target[..., 0] = 1.0  # u0 gets a gradient: the flow should move towards (1, 0)
+    before = [{w.name: w.numpy().copy() for w in layer.weights} for layer in (fixed, free)]
+    with tf.GradientTape() as tape:  # one SGD step on what the model declares trainable
+        loss = sum(tf.reduce_mean(tf.square(y - target)) for y in model(x))
+    grads = tape.gradient(loss, model.trainable_weights)
+    keras.optimizers.SGD(1.0).apply(grads, model.trainable_weights)
+    moved = [{w.name: np.abs(w.numpy() - b[w.name]).max() for w in layer.weights}
+             for layer, b in zip((fixed, free), before)]
+    for m in moved:
+        assert m["forward_kernels"] > 1e-6 and m["divergence_kernels"] > 1e-6, moved
+    assert moved[0]["u0"] == 0.0 and moved[1]["u0"] > 1e-6, moved
+
+
+# ------------------------------------------------------------------ non-finite input
+def _run(layer, mode, x):
+    if mode == "tf.function":
+        return tf.function(lambda a, b: layer([a, b]))(*x)
+    if mode == "jit_compile":
+        return tf.function(lambda a, b: layer([a, b]), jit_compile=True)(*x)
+    return layer(x)
+
+
+@pytest.mark.parametrize("mode,xla", [("eager", False), ("tf.function", False), ("eager", True), ("tf.function", True)])
+def test_check_finite_names_the_input(mode, xla):
+    layer = TVNet(scales=2, iterations=2, check_finite=True, xla_iterations=xla)
+    call = tf.function(lambda a, b: layer([a, b]), input_signature=[tf.TensorSpec((None, 16, 16, 1))] * 2)
+    if mode == "eager":
+        call = lambda a, b: layer([a, b])  # noqa: E731
+    for which, bad in [(0, np.nan), (1, np.nan), (0, np.inf), (1, -np.inf)]:
+        x = random_pair()
+        x[which][1, 7, 9, 0] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"TVNet input `frame{which}` contains NaN or inf"):
+            call(*x)
+    assert np.isfinite(call(*random_pair()).numpy()).all()
+
+
+def test_without_check_finite_a_nan_pixel_spreads_silently():
+    """The behaviour the docstring documents: one NaN pixel, 1-1-10 -> a region of radius ~9 px."""
+    x = random_pair(batch=2, size=(32, 32))
+    x[0][0, 16, 16, 0] = np.nan
+    flow = TVNet(iterations=10, trainable=False)(x).numpy()
+    bad = ~np.isfinite(flow[0]).all(-1)
+    assert 0.05 < bad.mean() < 0.5 and np.isfinite(flow[1]).all()
+    yy, xx = np.nonzero(bad)
+    assert max(np.abs(yy - 16).max(), np.abs(xx - 16).max()) <= 10
+
+
+@pytest.mark.parametrize("mode,xla", [("eager", False), ("tf.function", False), ("eager", True)])
+def test_check_finite_on_finite_input_changes_nothing(mode, xla):
+    x = random_pair()
+    checked = _run(TVNet(iterations=2, check_finite=True, xla_iterations=xla), mode, x).numpy()
+    plain = _run(TVNet(iterations=2, xla_iterations=xla), mode, x).numpy()
+    np.testing.assert_allclose(checked, plain, rtol=1e-6, atol=1e-6)
+    assert np.abs(plain).max() > 0.1
+
+
+def test_check_finite_accepts_integer_frames():
+    ints = [f.astype(np.uint8) for f in random_pair()]  # nothing to check: same flow
+    np.testing.assert_array_equal(TVNet(iterations=2, check_finite=True)(ints).numpy(),
+                                  TVNet(iterations=2)(ints).numpy())
+
+
+@pytest.mark.parametrize("bad", [None, np.nan])
+def test_check_finite_refuses_whole_layer_jit_compile(bad):
+    """XLA drops CheckNumerics/Assert (TF 2.21): the layer refuses to trace under jit_compile rather than
+    skip the check silently, and tells Keras' jit_compile="auto" not to compile it."""
+    x = random_pair()
+    if bad is not None:
+        x[0][0, 3, 3, 0] = bad
+    layer = TVNet(iterations=2, check_finite=True)
+    assert layer.supports_jit is False and TVNet(iterations=2).supports_jit is True
+    with pytest.raises(ValueError, match="check_finite=True.*`frame0`.*NaN or inf.*XLA"):
+        _run(layer, "jit_compile", x)
+    assert TVNet(iterations=2, check_finite=True).get_config()["check_finite"] is True

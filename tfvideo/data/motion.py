@@ -93,6 +93,10 @@ Example
 ((6, 48, 64, 3), (5, 48, 64, 2))
 
 Command line: ``python -m tfvideo.data.motion --out data/motion`` (``--help`` for the options).
+
+Length (over 500 lines, on purpose): the camera-motion renderer, its exact ground-truth flow, the
+dataset writer and its CLI must agree on one clip specification; keeping them together keeps that
+specification in one place.
 """
 
 from __future__ import annotations

@@ -50,6 +50,9 @@ Example
 >>> frames, labels = next(iter(ds))                                             # doctest: +SKIP
 >>> frames.shape, frames.dtype, labels.shape                                    # doctest: +SKIP
 (TensorShape([8, 16, 80, 80, 3]), tf.uint8, TensorShape([8]))
+
+Length (over 500 lines, on purpose): the four builders share one reader, one option object and one
+view/crop logic; split across files they would import each other's private helpers.
 """
 
 from __future__ import annotations

@@ -44,143 +44,22 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from tfvideo.layers import TVNet
+from tfvideo.layers import TVNet  # noqa: F401  (importable from here before the move)
+from tfvideo.layers.flow_stack import DEFAULT_TVNET, FlowStack
+from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment, RGBPreprocess,
+                                     SegmentConsensus, TakeFrame)
 
+# The layers live in tfvideo.layers (flow_stack, segments) and are re-exported here, so names like
+# ``tfvideo.models.tvnet.FlowStack`` keep working.
 __all__ = ["BACKBONES", "FlowStack", "PerSegment", "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess",
            "backbone",
            "cross_modality_weights", "temporal_stream", "spatial_stream", "two_stream",
            "DEFAULT_TVNET", "FLOW_SCALE", "without_xla"]
 
 BACKBONES = ("small", "inception_v3", "resnet50", "mobilenet_v2")
-DEFAULT_TVNET = {"scales": 1, "warps": 1, "iterations": 50}  # "TVNet-50"
 FLOW_SCALE = 128.0 / 20.0  # TSN: +-20 px -> +-128 grey levels around 128
 _APPS = {"inception_v3": "InceptionV3", "resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
-
-
-# ------------------------------------------------------------------------------------- layers ----
-@keras.saving.register_keras_serializable(package="tfvideo")
-class FlowStack(keras.layers.Layer):
-    """``(B, S, K, H, W, 3)`` frames -> ``(B, S, H, W, 2 (K - 1))`` TVNet flows of consecutive pairs.
-
-    Channels are ``(u_1, v_1, ..., u_{K-1}, v_{K-1})``: flow ``i`` goes from frame ``i - 1`` to ``i``
-    (project convention, pixels). All ``B * S * (K - 1)`` pairs go through one TVNet call. The TVNet
-    sub-layer is named ``tvnet`` (the key for learning-rate multipliers); ``tvnet`` holds its
-    constructor arguments.
-    """
-
-    def __init__(self, tvnet=None, **kwargs):
-        super().__init__(**kwargs)
-        self.tvnet_config = dict(DEFAULT_TVNET if tvnet is None else tvnet)
-        self.tvnet = TVNet(**self.tvnet_config, name="tvnet")
-
-    def build(self, input_shape):
-        if len(input_shape) != 6 or input_shape[-1] not in (1, 3) or input_shape[2] is None \
-                or input_shape[2] < 2:
-            raise ValueError("FlowStack expects frames (batch, segments, frames_per_stack >= 2, H, W, "
-                             f"1 or 3); got {input_shape}")
-        h, w, c = input_shape[3:]
-        self.tvnet.build([(None, h, w, c), (None, h, w, c)])
-
-    def call(self, frames):
-        frames = tf.cast(frames, tf.float32)
-        shape = tf.shape(frames)
-        b, s, k = shape[0], shape[1], frames.shape[2]
-        h, w, c = frames.shape[3], frames.shape[4], frames.shape[5]
-        stacks = tf.reshape(frames, [-1, k, h, w, c])
-        frame0 = tf.reshape(stacks[:, :-1], [-1, h, w, c])
-        frame1 = tf.reshape(stacks[:, 1:], [-1, h, w, c])
-        flows = self.tvnet([frame0, frame1])  # (B*S*(K-1), H, W, 2)
-        flows = tf.reshape(flows, [-1, k - 1, h, w, 2])
-        flows = tf.transpose(flows, [0, 2, 3, 1, 4])  # (B*S, H, W, K-1, 2): u, v interleaved
-        return tf.reshape(flows, [b, s, h, w, 2 * (k - 1)])
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:2], *input_shape[3:5], 2 * (input_shape[2] - 1))
-
-    def get_config(self):
-        return {**super().get_config(), "tvnet": self.tvnet_config}
-
-
-@keras.saving.register_keras_serializable(package="tfvideo")
-class TakeFrame(keras.layers.Layer):
-    """``(B, S, K, H, W, C)`` -> ``(B, S, H, W, C)``: frame ``index`` of every stack."""
-
-    def __init__(self, index, **kwargs):
-        super().__init__(**kwargs)
-        self.index = int(index)
-
-    def call(self, frames):
-        return frames[:, :, self.index]
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:2], *input_shape[3:])
-
-    def get_config(self):
-        return {**super().get_config(), "index": self.index}
-
-
-@keras.saving.register_keras_serializable(package="tfvideo")
-class PerSegment(keras.layers.Wrapper):
-    """Apply ``layer`` to every segment: ``(B, S, ...) -> (B, S, ...)`` by folding the segments into
-    the batch (one call on ``B * S`` items).
-
-    Used instead of ``keras.layers.TimeDistributed``, which in Keras 3.15 loops over the *batch*
-    size when the segment count is unknown at trace time (as in an exported signature with
-    ``(None, None, ...)`` inputs) and then fails or silently drops segments.
-    """
-
-    def build(self, input_shape):
-        self.layer.build((None, *input_shape[2:]))
-        self.built = True
-
-    def call(self, x, training=None):
-        shape = tf.shape(x)
-        folded = tf.reshape(x, [-1, *x.shape[2:]])
-        y = self.layer(folded, training=training)
-        return tf.reshape(y, tf.concat([shape[:2], tf.shape(y)[1:]], 0))
-
-    def compute_output_shape(self, input_shape):
-        inner = self.layer.compute_output_shape((None, *input_shape[2:]))
-        return (*input_shape[:2], *inner[1:])
-
-
-@keras.saving.register_keras_serializable(package="tfvideo")
-class SegmentConsensus(keras.layers.Layer):
-    """TSN's average consensus: ``(B, S, C)`` segment scores -> ``(B, C)``."""
-
-    def call(self, scores):
-        return tf.reduce_mean(scores, axis=1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
-
-@keras.saving.register_keras_serializable(package="tfvideo")
-class FuseScores(keras.layers.Layer):
-    """Weighted average of softmax scores of several streams, returned as log-probabilities."""
-
-    def __init__(self, weights=(1.0, 2.0), **kwargs):
-        super().__init__(**kwargs)
-        weights = [float(w) for w in weights]
-        if not weights or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"weights must be non-negative with a positive sum; got {weights}")
-        self.fusion_weights = weights
-
-    def call(self, logits_list):
-        if len(logits_list) != len(self.fusion_weights):
-            raise ValueError(f"{len(self.fusion_weights)} fusion weights for {len(logits_list)} "
-                             "streams")
-        total = sum(self.fusion_weights)
-        probs = sum(w / total * tf.nn.softmax(x) for w, x in zip(self.fusion_weights, logits_list))
-        return tf.math.log(tf.maximum(probs, 1e-30))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        return {**super().get_config(), "weights": self.fusion_weights}
 
 
 # ---------------------------------------------------------------------------------- backbones ----
@@ -263,28 +142,6 @@ def backbone(name, input_shape, *, weights=None, model_name=None):
     return cross_modality_weights(rgb, _application(name, input_shape, None, model_name))
 
 
-@keras.saving.register_keras_serializable(package="tfvideo")
-class RGBPreprocess(keras.layers.Layer):
-    """RGB in [0, 255] (any dtype) -> the input scaling a backbone was trained with: ``"tf"``
-    ([-1, 1]: Inception, MobileNet, our small CNN) or ``"caffe"`` (BGR minus the ImageNet mean:
-    ResNet50)."""
-
-    def __init__(self, mode="tf", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in ("tf", "caffe"):
-            raise ValueError(f"mode must be 'tf' or 'caffe'; got {mode!r}")
-        self.mode = mode
-
-    def call(self, x):
-        x = tf.cast(x, tf.float32)
-        if self.mode == "caffe":
-            return x[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
-        return x / 127.5 - 1.0
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
-
-
 def _head(features, num_classes, dropout, name):
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(features)
     return keras.layers.Dense(num_classes, name=f"{name}_logits")(x)
@@ -348,8 +205,9 @@ def spatial_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbone
     return keras.Model(frames, SegmentConsensus(name="consensus")(logits), name=name)
 
 
-def two_stream(spatial, temporal, *, weights=(1.0, 2.0), name="two_stream"):
-    """Fuse a spatial and a temporal stream (same ``frames`` input) with score weights 1:2."""
+def two_stream(spatial, temporal, *, weights=TWO_STREAM_WEIGHTS, name="two_stream"):
+    """Fuse a spatial and a temporal stream (same ``frames`` input) with score weights
+    ``(spatial, temporal)``, by default the paper's 1:2 (:data:`TWO_STREAM_WEIGHTS`)."""
     frames = keras.Input(spatial.input.shape[1:], dtype="uint8", name="frames")
     fused = FuseScores(weights, name="fusion")([spatial(frames), temporal(frames)])
     return keras.Model(frames, fused, name=name)

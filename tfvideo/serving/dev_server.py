@@ -64,6 +64,10 @@ In-process::
     with DevServer("saved_models", port=0) as server:
         with PredictClient(f"127.0.0.1:{server.port}", model_name="toy") as client:
             print(client.status())
+
+Length (over 500 lines, on purpose): one gRPC service implementing TF Serving's Predict,
+GetModelMetadata and GetModelStatus with their proto validation; the validation is most of it and
+belongs next to the handlers it guards.
 """
 
 from __future__ import annotations

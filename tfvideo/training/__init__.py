@@ -35,7 +35,8 @@ from tfvideo.training.backup import StepBackupAndRestore
 from tfvideo.training.callbacks import AtomicCheckpoint, ImageSummary, JsonlLogger, tensorboard_callback
 from tfvideo.training.loop import build_callbacks, train
 from tfvideo.training.run_dir import RunDir
-from tfvideo.training.strategy import describe_strategy, is_chief, replica_batch, resolve_strategy, task_name
+from tfvideo.training.strategy import (describe_strategy, is_chief, num_workers, replica_batch, resolve_strategy,
+                                      task_name)
 
 __all__ = [
     "AtomicCheckpoint",
@@ -46,6 +47,7 @@ __all__ = [
     "build_callbacks",
     "describe_strategy",
     "is_chief",
+    "num_workers",
     "replica_batch",
     "resolve_strategy",
     "task_name",

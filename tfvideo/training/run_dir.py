@@ -89,6 +89,11 @@ class RunDir:
         self._lock.acquire()
         return self
 
+    def claim(self, chief: bool = True) -> "RunDir":
+        """:meth:`lock` for the process that writes the folder (the chief); other tasks of a multi-worker
+        run write to :meth:`worker` folders and take no lock here. Returns ``self``."""
+        return self.lock() if chief else self
+
     def unlock(self) -> None:
         self._lock.release()
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfvideo import keras_internals
 from tfvideo.checks import positive_int
 
-__all__ = ["describe_strategy", "is_chief", "replica_batch", "resolve_strategy", "task_name"]
+__all__ = ["describe_strategy", "is_chief", "num_workers", "replica_batch", "resolve_strategy", "task_name"]
 
 _KINDS = ("default", "mirrored", "multiworker", "onedevice")
 _COLLECTIVE = ("mirrored", "multiworker")
@@ -202,3 +202,10 @@ def task_name(strategy: tf.distribute.Strategy) -> str | None:
     """``"<type>-<id>"`` of this task in a multi-worker cluster (e.g. ``"worker-1"``), else None."""
     task_type, task_id, cluster = _task(strategy)
     return f"{task_type}-{task_id}" if cluster and task_type is not None else None
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """Processes taking part in training (chief + workers of a multi-worker cluster, else 1). Input
+    pipelines sharded by file need at least this many files."""
+    _, _, cluster = _task(strategy)
+    return max(1, sum(len(cluster.get(k, [])) for k in ("chief", "worker")))
