@@ -113,14 +113,15 @@ def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, s
         return
     if manifest.get("dataset") not in (None, "", dataset):
         raise ValueError(f"{out} holds shards of {manifest['dataset']!r}, not {dataset!r}: choose another "
-                         "output folder or rebuild it (--overwrite)")
+                         "shard folder (--data-out / --out) or delete this one")
     want = _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass, motion_options)
     for name, record in manifest["splits"].items():
         have = record.get("settings", {})
         diff = [f"{k}={have.get(k)!r} (now {v!r})" for k, v in want.items() if have.get(k) != v]
         if diff:
             raise ValueError(f"{out} holds {dataset} {name!r} shards made with {', '.join(diff)}: choose "
-                             "another output folder (--data-out) or rebuild it (--overwrite)")
+                             "another shard folder (--data-out / --out), or delete this one, or rebuild "
+                             "it with python -m tfvideo.data.prepare --overwrite")
 
 
 def wait_until_prepared(out, splits=("train", "test"), *, timeout=3600.0, poll=2.0, log=None) -> dict:
