@@ -19,7 +19,6 @@ Two profiles:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -97,6 +96,7 @@ def check_args(args, cfg, dataset):
     from tfvideo.checks import check_model_name
     from tfvideo.data.prepare import check_reusable
     from tfvideo.training.run_dir import RunDir
+    from tfvideo.training.strategy import tf_config_workers
 
     if args.data_dir is not None:
         if not os.path.isdir(args.data_dir):
@@ -112,8 +112,7 @@ def check_args(args, cfg, dataset):
         check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
     except ValueError as err:
         return [str(err)]
-    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
-    if sum(len(cluster.get(k, [])) for k in ("chief", "worker")) > 1 and args.run_dir is None:
+    if tf_config_workers() > 1 and args.run_dir is None:
         return ["a multi-worker run (TF_CONFIG lists several workers) needs --run-dir: the same folder, "
                 "on a file system every worker sees, in every worker's command"]
     problem = RunDir.check_new_or_resume(run_dir_of(args, cfg), args.resume)

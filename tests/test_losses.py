@@ -47,3 +47,24 @@ def test_bad_arguments():
         tvl1_energy(np.zeros((1, 8, 8, 2), np.float32), f, np.zeros((1, 8, 8, 2), np.float32))
     with pytest.raises(ValueError, match="reduction"):
         tvl1_energy(f, f, np.zeros((1, 8, 8, 2), np.float32), reduction="sum")
+
+
+def test_endpoint_error_loss_matches_numpy_per_sample_masked_mean():
+    """Eq. 14 per sample over the valid pixels only; NaN ground truth at invalid pixels is ignored."""
+    import keras
+
+    from tfvideo.losses import endpoint_error_loss
+
+    rng = np.random.default_rng(3)
+    pred = rng.normal(size=(3, 5, 6, 2)).astype("float32")
+    gt = rng.normal(size=(3, 5, 6, 2)).astype("float32")
+    valid = rng.random((3, 5, 6)) > 0.3
+    valid[2] = False  # a sample with no valid pixel: 0, not NaN
+    gt[~valid] = np.nan
+    y_true = np.concatenate([gt, valid[..., None].astype("float32")], axis=-1)
+    err = np.sqrt(((pred - np.nan_to_num(gt)) ** 2).sum(-1))
+    want = [err[b][valid[b]].mean() if valid[b].any() else 0.0 for b in range(3)]
+    got = keras.ops.convert_to_numpy(endpoint_error_loss(y_true, pred))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    with pytest.raises(ValueError, match="y_true must be"):
+        endpoint_error_loss(gt, pred)

@@ -86,24 +86,18 @@ def uses_weight_decay(optimizer, variable) -> bool:
     return bool(optimizer._use_weight_decay(variable))
 
 
-def _collective_dtypes():
-    import tensorflow as tf
-
-    return (tf.bfloat16, tf.float16, tf.float32, tf.float64, tf.int32, tf.int64)
-
-
 def reduce_nests(strategy):
     """Makes ``strategy.reduce`` accept nested values (assumption 6); returns ``strategy``."""
     import tensorflow as tf
 
-    _COLLECTIVE_DTYPES = _collective_dtypes()
+    reducible = (tf.bfloat16, tf.float16, tf.float32, tf.float64, tf.int32, tf.int64)  # by collectives
     reduce = strategy.reduce
     if getattr(reduce, "_tfvideo_nested", False):
         return strategy
 
     def one(reduce_op, v, axis):
         local = strategy.experimental_local_results(v)
-        if getattr(local[0], "dtype", tf.float32) not in _COLLECTIVE_DTYPES:
+        if getattr(local[0], "dtype", tf.float32) not in reducible:
             return local[0]  # e.g. uint8 frames of the first batch: Keras only needs their shape
         if axis is not None and getattr(local[0], "shape", None) is not None and local[0].shape.rank == 0:
             axis = None  # a per-replica scalar (a metric): the mean over replicas is axis=None

@@ -24,7 +24,7 @@ import os
 import sys
 
 from tfvideo.data import action_sets
-from tfvideo.data.shards import MANIFEST, make_pool, write_shards
+from tfvideo.data.shards import MANIFEST, VIDEOS_PER_SHARD, make_pool, read_manifest, write_shards
 
 __all__ = ["DATASETS", "check_reusable", "list_dataset", "prepare", "main", "wait_until_prepared"]
 
@@ -106,15 +106,17 @@ def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, s
     differences; choose another ``--out``/``--data-out`` or pass ``overwrite`` to rebuild it. Writer
     settings (``short_side``, ``fps``, ...) are checked the same way by the shard writer.
     """
-    from tfvideo.data.shards import read_manifest
+    _check_settings(dataset, os.fspath(out),
+                    _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass, motion_options))
 
-    manifest = read_manifest(os.fspath(out))
+
+def _check_settings(dataset, out, want):
+    manifest = read_manifest(out)
     if not manifest.get("splits"):
         return
     if manifest.get("dataset") not in (None, "", dataset):
         raise ValueError(f"{out} holds shards of {manifest['dataset']!r}, not {dataset!r}: choose another "
                          "shard folder (--data-out / --out) or delete this one")
-    want = _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass, motion_options)
     for name, record in manifest["splits"].items():
         have = record.get("settings", {})
         diff = [f"{k}={have.get(k)!r} (now {v!r})" for k, v in want.items() if have.get(k) != v]
@@ -128,8 +130,6 @@ def wait_until_prepared(out, splits=("train", "test"), *, timeout=3600.0, poll=2
     """Waits until ``out``'s manifest lists every shard of ``splits`` (another process, e.g. the chief of
     a multi-worker run, is writing them); returns the manifest. ``TimeoutError`` after ``timeout`` s."""
     import time
-
-    from tfvideo.data.shards import read_manifest
 
     start, said = time.time(), False
     while True:
@@ -166,8 +166,7 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, 
                          "frames")
     settings = _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options)
     if not overwrite:  # before anything is generated or written
-        check_reusable(dataset, out, data_dir, split=split, test_fraction=test_fraction,
-                       sintel_pass=sintel_pass, motion_options=motion_options)
+        _check_settings(dataset, out, settings)
     if dataset == "motion":
         from tfvideo.data.motion import generate_motion
         data_dir = data_dir or os.path.join(out, "videos")
@@ -187,8 +186,6 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, 
                 continue
             count = shards
             if count is None and min_shards > 1:
-                from tfvideo.data.shards import VIDEOS_PER_SHARD
-
                 count = max(min_shards, -(-len(items) // VIDEOS_PER_SHARD))
             summary["splits"][name] = write_shards(
                 items, out, split=name, num_shards=count, dataset=dataset, settings=settings,

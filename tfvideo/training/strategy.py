@@ -18,11 +18,29 @@ import tensorflow as tf
 from tfvideo import keras_internals
 from tfvideo.checks import positive_int
 
-__all__ = ["describe_strategy", "is_chief", "num_workers", "replica_batch", "resolve_strategy", "task_name"]
+__all__ = ["describe_strategy", "is_chief", "num_workers", "replica_batch", "resolve_strategy", "task_name",
+           "tf_config_workers"]
 
 _KINDS = ("default", "mirrored", "multiworker", "onedevice")
 _COLLECTIVE = ("mirrored", "multiworker")
 _STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}
+
+
+def _cluster_workers(cluster: Mapping) -> int:
+    return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+
+
+def tf_config_workers(tf_config_env: str | None = None) -> int:
+    """Training tasks (``chief`` + ``worker``) that ``TF_CONFIG`` (default: the environment's) lists;
+    0 when it is unset. Reads only the variable: TensorFlow's runtime is not started."""
+    tf_config_env = os.environ.get("TF_CONFIG") if tf_config_env is None else tf_config_env
+    if not tf_config_env:
+        return 0
+    try:
+        cluster = json.loads(tf_config_env).get("cluster", {})
+    except (ValueError, AttributeError) as e:
+        raise ValueError(f"TF_CONFIG must be a JSON object with a 'cluster' entry: {e}") from None
+    return _cluster_workers(cluster)
 
 
 def _choose_strategy_kind(tf_config_env: str | None, num_gpus: int) -> str:
@@ -31,13 +49,8 @@ def _choose_strategy_kind(tf_config_env: str | None, num_gpus: int) -> str:
     Returns ``"multiworker"`` if ``TF_CONFIG``'s ``cluster`` lists more than one task of type ``chief``
     or ``worker`` (together), else ``"mirrored"`` if ``num_gpus >= 2``, else ``"default"``.
     """
-    if tf_config_env:
-        try:
-            cluster = json.loads(tf_config_env).get("cluster", {})
-        except (ValueError, AttributeError) as e:
-            raise ValueError(f"TF_CONFIG must be a JSON object with a 'cluster' entry: {e}") from None
-        if sum(len(cluster.get(kind, [])) for kind in ("chief", "worker")) > 1:
-            return "multiworker"
+    if tf_config_env and tf_config_workers(tf_config_env) > 1:
+        return "multiworker"
     return "mirrored" if num_gpus >= 2 else "default"
 
 
@@ -157,8 +170,7 @@ def describe_strategy(strategy: tf.distribute.Strategy) -> str:
     resolver = getattr(strategy, "cluster_resolver", None)
     cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
     if cluster:
-        workers = sum(len(cluster.get(k, [])) for k in ("chief", "worker"))
-        text += f" ({workers} workers; this is {resolver.task_type} {resolver.task_id})"
+        text += f" ({_cluster_workers(cluster)} workers; this is {resolver.task_type} {resolver.task_id})"
     return text
 
 
@@ -207,5 +219,4 @@ def task_name(strategy: tf.distribute.Strategy) -> str | None:
 def num_workers(strategy: tf.distribute.Strategy) -> int:
     """Processes taking part in training (chief + workers of a multi-worker cluster, else 1). Input
     pipelines sharded by file need at least this many files."""
-    _, _, cluster = _task(strategy)
-    return max(1, sum(len(cluster.get(k, [])) for k in ("chief", "worker")))
+    return max(1, _cluster_workers(_task(strategy)[2]))
