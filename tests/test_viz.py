@@ -161,3 +161,29 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
         save_mp4(path, _frames(3))
     assert path.read_bytes() == b"old"  # previous file untouched
     assert os.listdir(tmp_path) == ["clip.mp4"]
+
+
+def test_label_palette_and_images():
+    from tfvideo.viz import label_image, label_overlay, label_palette
+
+    pal = label_palette(8)
+    assert pal.shape == (8, 3) and pal.dtype == np.uint8
+    # every pair of classes is clearly apart (max channel difference)
+    diffs = np.abs(pal[:, None].astype(int) - pal[None].astype(int)).max(-1)
+    assert diffs[~np.eye(8, dtype=bool)].min() >= 40
+    big = label_palette(30)
+    np.testing.assert_array_equal(big[:8], pal)  # a prefix of larger palettes
+    assert len({tuple(c) for c in big}) == 30
+    np.testing.assert_array_equal(label_palette(8), pal)  # deterministic
+    labels = np.array([[0, 7], [255, 3]])
+    img = label_image(labels, 8)
+    np.testing.assert_array_equal(img[0, 1], pal[7])
+    np.testing.assert_array_equal(img[1, 0], [255, 255, 255])
+    frame = np.full((2, 2, 3), 100, np.uint8)
+    over = label_overlay(frame, labels, 8, alpha=0.25)
+    np.testing.assert_array_equal(over[1, 0], [100, 100, 100])  # ignored: the frame
+    np.testing.assert_array_equal(over[0, 0], np.round(0.75 * 100 + 0.25 * pal[0].astype(float)))
+    with pytest.raises(ValueError, match=r"must be in \[0, 8\) or 255"):
+        label_image(np.array([[8]]), 8)
+    with pytest.raises(ValueError, match="must have the frame's size"):
+        label_overlay(frame, labels[:1], 8)

@@ -20,7 +20,8 @@ import numpy as np
 from tfvideo.files import atomic_path
 from tfvideo.ops.flow import flow_to_color
 
-__all__ = ["flow_image", "flow_legend", "save_gif", "save_mp4", "save_png", "side_by_side"]
+__all__ = ["flow_image", "flow_legend", "label_image", "label_overlay", "label_palette", "save_gif",
+           "save_mp4", "save_png", "side_by_side"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -282,3 +283,65 @@ def flow_legend(size: int = 128) -> np.ndarray:
     coords = np.arange(size, dtype=np.float64) - c
     u, v = np.meshgrid(coords, coords)  # u varies along x (columns), v along y (rows)
     return flow_to_color(np.stack([u, v], axis=-1), max_flow=size / 2.0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# label maps
+# ----------------------------------------------------------------------------------------------------
+#: The first 20 class colours: dark grey for class 0 (background), then Trubetskoy's 19 distinct colours.
+_PALETTE_20 = ((40, 40, 40), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+               (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
+               (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0),
+               (255, 215, 180), (0, 0, 128))
+
+
+def label_palette(num_classes: int) -> np.ndarray:
+    """``(num_classes, 3)`` uint8 RGB colours, one per class: class 0 dark grey (background), then 19
+    colours chosen to be told apart (Trubetskoy's list); beyond 20 classes hues spread by the golden
+    angle. The same ``num_classes`` always gives the same palette, a prefix of a larger one.
+
+    Example:
+      >>> label_palette(3).tolist()
+      [[40, 40, 40], [230, 25, 75], [60, 180, 75]]
+    """
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
+    colours = [np.array(c, np.uint8) for c in _PALETTE_20[:num_classes]]
+    for k in range(len(colours), num_classes):
+        hsv = np.array([[[int(k * 137.508 / 2) % 180, 200 if k % 2 else 255, 220]]], np.uint8)
+        colours.append(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+    return np.stack(colours)
+
+
+def label_image(labels, num_classes: int, ignore_label: int = 255) -> np.ndarray:
+    """Colour image ``(H, W, 3)`` of a label map ``(H, W)``: class ``k`` in ``label_palette(k)``,
+    ``ignore_label`` (not annotated) white.
+
+    Raises:
+      ValueError: ``labels`` is not 2-D, or holds a value outside ``[0, num_classes)`` other than
+        ``ignore_label``.
+    """
+    labels = np.asarray(labels.numpy() if hasattr(labels, "numpy") else labels)
+    if labels.ndim != 2:
+        raise ValueError(f"`labels` must have shape (H, W), got shape {labels.shape}")
+    labels = labels.astype(np.int64)
+    bad = (labels < 0) | ((labels >= num_classes) & (labels != ignore_label))
+    if bad.any():
+        raise ValueError(f"`labels` must be in [0, {num_classes}) or {ignore_label}; got "
+                         f"{sorted(set(labels[bad].tolist()))[:5]}")
+    palette = np.concatenate([label_palette(num_classes), np.full((1, 3), 255, np.uint8)])
+    return palette[np.where(labels == ignore_label, num_classes, labels)]
+
+
+def label_overlay(frame, labels, num_classes: int, alpha: float = 0.5, ignore_label: int = 255) -> np.ndarray:
+    """``frame`` (``(H, W, 3)`` or grey ``(H, W)`` uint8) blended with the colours of ``labels``:
+    ``(1 - alpha) frame + alpha colour`` (ignored pixels keep the frame)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"`alpha` must be in [0, 1], got {alpha}")
+    img = _to_rgb(_to_uint8_image(frame, "frame")).astype(np.float32)
+    labels = np.asarray(labels.numpy() if hasattr(labels, "numpy") else labels)
+    if labels.shape != img.shape[:2]:
+        raise ValueError(f"`labels` must have the frame's size {img.shape[:2]}, got {labels.shape}")
+    colour = label_image(labels, num_classes, ignore_label).astype(np.float32)
+    a = np.where(labels[..., None] == ignore_label, 0.0, alpha)
+    return np.clip(np.round((1 - a) * img + a * colour), 0, 255).astype(np.uint8)

@@ -203,6 +203,50 @@ def test_gatech(tmp_path):
     assert np.abs(out["frames"].astype(int) - _frame(100)[:4, :8]).max() <= 3
 
 
+def test_gatech_flows_are_loaded_when_a_flows_folder_exists(tmp_path):
+    from tfvideo.data.flo import write_flo
+
+    rng = np.random.default_rng(6)
+    base = tmp_path / "train"
+    for k in (1, 2, 10, 11):  # frame indices 0..3
+        _png(base / f"road/frames/{k}.png", _frame(k))
+    _png(base / "road/labels/2.png", _label(rng, 8))
+    flows = {1: rng.normal(size=(H, W, 2)), 10: rng.normal(size=(H, W, 2))}
+    for k, flow in flows.items():
+        write_flo(base / f"road/flows/{k}.flo", flow)
+    write_flo(base / "road/flows/11.flo", np.zeros((H, W, 2)))  # last frame: no next frame
+    write_flo(base / "road/flows/5.flo", np.zeros((H, W, 2)))  # no frame 5
+    (base / "road/flows/notes.txt").write_text("x")
+    os.makedirs(base / "road/occlusions")  # other folders are ignored
+    _png(base / "park/frames/0.png", _frame(0))  # no flows/: loads exactly as before
+    _png(base / "park/frames/1.png", _frame(1))
+    _png(base / "park/labels/0.png", _label(rng, 8))
+
+    items, problems = gatech_items(tmp_path, "train", num_classes=9, id_prefix="mine")
+    assert [i.video_id for i in items] == ["mine/train/park", "mine/train/road"]
+    assert all(i.num_classes == 9 for i in items)
+    assert sorted(os.path.relpath(p, tmp_path) for p, _ in problems) == [
+        "train/road/flows/11.flo", "train/road/flows/5.flo", "train/road/flows/notes.txt"]
+    assert "last frame" in dict(problems)[str(base / "road/flows/11.flo")]
+    assert set(items[0].load()) == {"frames", "fps", "segmentations", "segmentation_frame_index"}
+    out = items[1].load()
+    np.testing.assert_array_equal(out["flow_frame_index"], [0, 2])  # flow t: frame t -> t + 1
+    np.testing.assert_allclose(out["flows"], np.stack([flows[1], flows[10]]), rtol=1e-6)
+    assert out["flow_valid"].all() and out["segmentations"].shape == (1, H, W)
+    half = items[1].load(short_side=4)  # 2 x 2 means, vectors halved
+    expected = np.stack([flows[1], flows[10]]).reshape(2, 4, 2, 8, 2, 2).mean(axis=(2, 4)) / 2
+    np.testing.assert_allclose(half["flows"], expected, atol=1e-5)
+    write_flo(base / "road/flows/2.flo", np.zeros((H + 2, W, 2)))  # another size than the frames
+    with pytest.raises(ReadError, match="flow is 16x10"):
+        gatech_items(tmp_path, "train")[0][1].load()
+    with pytest.raises(ValueError, match="num_classes"):
+        gatech_items(tmp_path, "train", num_classes=0)
+    with pytest.raises(ValueError, match="flow_paths"):
+        SegmentationSequenceItem(video_id="v", label=-1, label_text="", source="",
+                                 frame_paths=["a.png", "b.png"], label_paths={0: "l.png"},
+                                 num_classes=3, flow_paths={1: "f.flo"})
+
+
 def test_gatech_label_out_of_range(tmp_path):
     _png(tmp_path / "test/v/frames/0.png", _frame(0))
     _png(tmp_path / "test/v/labels/0.png", np.full((H, W), 8, np.uint8))

@@ -7,7 +7,8 @@
 * adapters: :mod:`~tfvideo.data.action_sets` (HMDB51, UCF101, folders),
   :mod:`~tfvideo.data.flow_sets` and :mod:`~tfvideo.data.flo` (Middlebury, MPI-Sintel),
   :mod:`~tfvideo.data.segmentation_sets` (Cityscapes sequences, GATECH-style),
-  :mod:`~tfvideo.data.motion` (the built-in camera-motion set).
+  :mod:`~tfvideo.data.motion` (the built-in camera-motion set), :mod:`~tfvideo.data.objects` (the
+  built-in labelled set with exact flow and occlusions).
 * :mod:`tfvideo.data.pipeline` -- tf.data builders; :mod:`~tfvideo.data.sampling` and
   :mod:`~tfvideo.data.augment` -- the frame samplers and clip-consistent augmentation they use.
 """

@@ -7,8 +7,10 @@ Usage::
 
 ``DATASET`` is one of ``hmdb51``, ``ucf101``, ``folder`` (one subfolder per class), ``motion`` (the
 built-in camera-motion set, generated into ``--data-dir``, default ``<out>/videos``, in HMDB51's
-layout and then read by the HMDB51 code), and the dense-target sets ``middlebury``, ``sintel``,
-``cityscapes``, ``gatech``. Writes ``<out>/{split}-XXXXX-of-YYYYY.tfrecord`` and ``<out>/manifest.json``
+layout and then read by the HMDB51 code), the dense-target sets ``middlebury``, ``sintel``,
+``cityscapes``, ``gatech``, and ``objects`` (the built-in labelled set with exact flow,
+:mod:`tfvideo.data.objects`, generated the same way in the GATECH-style layout and read by the GATECH
+code with its flows). Writes ``<out>/{split}-XXXXX-of-YYYYY.tfrecord`` and ``<out>/manifest.json``
 (see :mod:`tfvideo.data.shards`). Unreadable videos are skipped and listed at the end and in the
 manifest. The exit code is 1 if no video was written, 2 for bad arguments or layouts.
 
@@ -28,12 +30,17 @@ from tfvideo.data.shards import MANIFEST, VIDEOS_PER_SHARD, make_pool, read_mani
 
 __all__ = ["DATASETS", "check_reusable", "list_dataset", "prepare", "main", "wait_until_prepared"]
 
-DATASETS = ("hmdb51", "ucf101", "folder", "motion", "middlebury", "sintel", "cityscapes", "gatech")
+DATASETS = ("hmdb51", "ucf101", "folder", "motion", "middlebury", "sintel", "cityscapes", "gatech",
+            "objects")
+#: The built-in sets: generated into ``data_dir`` (default ``<out>/videos``) before listing.
+BUILTIN = ("motion", "objects")
+#: Dense-target sets: their targets belong to consecutive stored frames (no ``fps`` subsampling).
+DENSE = ("middlebury", "sintel", "cityscapes", "gatech", "objects")
 
 
 def _dense_listing(dataset, root, sintel_pass):
     """Listing for the flow / segmentation sets (one adapter call per split folder present)."""
-    calls = {}
+    calls, classes = {}, []
     if dataset == "middlebury":
         from tfvideo.data.flow_sets import middlebury_items
         calls = {"train": lambda: middlebury_items(root)}
@@ -48,6 +55,14 @@ def _dense_listing(dataset, root, sintel_pass):
         from tfvideo.data.segmentation_sets import GATECH_CLASSES, gatech_items
         calls = {s: (lambda s=s: gatech_items(root, split=s)) for s in ("train", "test")
                  if os.path.isdir(os.path.join(root, s))}
+        classes = list(GATECH_CLASSES)
+    elif dataset == "objects":
+        from tfvideo.data.objects import CLASSES as OBJECT_CLASSES
+        from tfvideo.data.segmentation_sets import gatech_items
+        calls = {s: (lambda s=s: gatech_items(root, split=s, num_classes=len(OBJECT_CLASSES),
+                                              id_prefix="objects"))
+                 for s in ("train", "test") if os.path.isdir(os.path.join(root, s))}
+        classes = list(OBJECT_CLASSES)
     if not calls:
         raise ValueError(f"{root}: no split folders of {dataset} found (see tfvideo.data."
                          f"{'flow_sets' if dataset in ('middlebury', 'sintel') else 'segmentation_sets'}"
@@ -57,7 +72,6 @@ def _dense_listing(dataset, root, sintel_pass):
         items, probs = call()
         splits[split] = items
         problems.extend(probs)
-    classes = list(GATECH_CLASSES) if dataset == "gatech" else []
     return action_sets.Listing(splits, classes, problems)
 
 
@@ -74,30 +88,54 @@ def list_dataset(dataset, data_dir, *, split=1, test_fraction=0.0, sintel_pass="
     return _dense_listing(dataset, os.fspath(data_dir), sintel_pass)
 
 
-def _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options):
-    """The source settings recorded with the shards (the shard writer adds its own)."""
+def _generator(dataset):
+    """The generator of a built-in set and the arguments its content depends on."""
     if dataset == "motion":
+        from tfvideo.data.motion import generate_motion
+        return generate_motion, ("seed", "videos_per_class", "num_frames", "size", "fps")
+    from tfvideo.data.objects import generate_objects
+    return generate_objects, ("seed", "train_videos", "test_videos", "num_frames", "size")
+
+
+def _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options,
+              objects_options=None, item_transform=None):
+    """The source settings recorded with the shards (the shard writer adds its own)."""
+    if dataset in BUILTIN:
         data_dir = data_dir or os.path.join(out, "videos")
     settings = {"split": split, "source": os.path.abspath(data_dir) if data_dir else None}
     if dataset == "folder":
         settings["test_fraction"] = test_fraction
     if dataset == "sintel":
         settings["sintel_pass"] = sintel_pass
-    if dataset == "motion":  # what the generated videos depend on, defaults filled in
+    if dataset in BUILTIN:  # what the generated videos depend on, defaults filled in
         import inspect
 
-        from tfvideo.data.motion import generate_motion
         from tfvideo.files import jsonable
 
-        params = {k: p.default for k, p in inspect.signature(generate_motion).parameters.items()
-                  if k in ("seed", "videos_per_class", "num_frames", "size", "fps")}
-        params.update({k: v for k, v in (motion_options or {}).items() if k in params})
-        settings["motion"] = jsonable(dict(sorted(params.items())))
+        generate, keys = _generator(dataset)
+        options = motion_options if dataset == "motion" else objects_options
+        params = {k: p.default for k, p in inspect.signature(generate).parameters.items()
+                  if k in keys}
+        params.update({k: v for k, v in (options or {}).items() if k in params})
+        settings[dataset] = jsonable(dict(sorted(params.items())))
+    if item_transform is not None:
+        settings["item_transform"] = _transform_settings(item_transform)
     return settings
 
 
+def _transform_settings(item_transform):
+    """``item_transform.settings()`` checked: the hook's protocol is ``wrap(item) -> Item`` and
+    ``settings() -> dict`` (JSON-able: recorded with the shards)."""
+    from tfvideo.files import jsonable
+
+    if not (callable(getattr(item_transform, "wrap", None)) and callable(getattr(item_transform, "settings", None))):
+        raise TypeError("item_transform must have wrap(item) -> Item and settings() -> dict (e.g. "
+                        f"tfvideo.teachers.FlowTeacher); got {type(item_transform).__name__}")
+    return jsonable(dict(item_transform.settings()))
+
+
 def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, sintel_pass="clean",
-                   motion_options=None):
+                   motion_options=None, objects_options=None, item_transform=None):
     """Raises ``ValueError`` if ``out`` holds shards of another dataset or made from other source
     settings (another split, source folder, built-in set size, ...).
 
@@ -107,7 +145,8 @@ def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, s
     settings (``short_side``, ``fps``, ...) are checked the same way by the shard writer.
     """
     _check_settings(dataset, os.fspath(out),
-                    _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass, motion_options))
+                    _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass,
+                              motion_options, objects_options, item_transform))
 
 
 def _check_settings(dataset, out, want):
@@ -151,20 +190,28 @@ def wait_until_prepared(out, splits=("train", "test"), *, timeout=3600.0, poll=2
 
 def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, short_side=None, fps=None,
             workers=1, overwrite=False, jpeg_quality=90, test_fraction=0.0, sintel_pass="clean",
-            motion_options=None, progress=True, log=print):
+            motion_options=None, objects_options=None, item_transform=None, progress=True, log=print):
     """List ``dataset`` and write its shards to ``out``; returns a summary dict.
 
     For ``motion`` the videos are generated first (into ``data_dir``, default ``<out>/videos``;
     ``motion_options`` go to :func:`tfvideo.data.motion.generate_motion`), then read exactly like
-    HMDB51. ``shards`` per split default to one per 64 videos, at least ``min_shards`` (a multi-worker
-    run needs one per worker: tf.distribute shards the input by file). Returns ``{"dataset", "out",
+    HMDB51. ``objects`` likewise (``objects_options`` go to
+    :func:`tfvideo.data.objects.generate_objects`), then read like GATECH, flows included; its
+    ``classes`` are :data:`tfvideo.data.objects.CLASSES`. ``shards`` per split default to one per
+    64 videos, at least ``min_shards`` (a multi-worker run needs one per worker: tf.distribute
+    shards the input by file). ``item_transform``: an object with ``wrap(item) -> Item`` and
+    ``settings() -> dict`` applied to every listed item before writing (e.g.
+    :class:`tfvideo.teachers.FlowTeacher`, which replaces the flows by a teacher's); its settings are
+    recorded with the shards, so a folder made with one transform is not reused for another. Returns
+    ``{"dataset", "out",
     "classes", "splits": {name: write_shards summary}, "videos", "skipped"}``.
     """
     out = os.fspath(out)
-    if fps is not None and dataset in ("middlebury", "sintel", "cityscapes", "gatech"):
+    if fps is not None and dataset in DENSE:
         raise ValueError(f"fps must not be set for {dataset}: its targets belong to consecutive "
                          "frames")
-    settings = _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options)
+    settings = _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options,
+                         objects_options, item_transform)
     if not overwrite:  # before anything is generated or written
         _check_settings(dataset, out, settings)
     if dataset == "motion":
@@ -173,10 +220,18 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, 
         # rendering in one process: a spawn pool costs more to start than the default set takes
         generate_motion(data_dir, **{"workers": 1, "overwrite": overwrite, "progress": progress,
                                      **(motion_options or {})})
+    if dataset == "objects":
+        from tfvideo.data.objects import generate_objects
+        data_dir = data_dir or os.path.join(out, "videos")
+        generate_objects(data_dir, **{"overwrite": overwrite, "progress": progress,
+                                      **(objects_options or {})})
     if data_dir is None:
         raise ValueError(f"data_dir (--data-dir) is required for {dataset}")
     listing = list_dataset(dataset, data_dir, split=split, test_fraction=test_fraction,
                            sintel_pass=sintel_pass)
+    if item_transform is not None:
+        listing = action_sets.Listing({k: [item_transform.wrap(i) for i in v] for k, v in listing.splits.items()},
+                                      listing.classes, listing.problems)
     summary = {"dataset": dataset, "out": out, "classes": listing.classes, "splits": {}}
     problems = list(listing.problems)
     pool = make_pool(workers)
@@ -214,8 +269,8 @@ def _parser():
     p = argparse.ArgumentParser(prog="python -m tfvideo.data.prepare", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=DATASETS, help="dataset layout to read")
-    p.add_argument("--data-dir", help="dataset root (for motion: where to generate the videos, "
-                                      "default <out>/videos)")
+    p.add_argument("--data-dir", help="dataset root (for the built-in motion and objects: where "
+                                      "to generate the videos, default <out>/videos)")
     p.add_argument("--out", help="output folder for shards and manifest.json "
                                  "(default tfrecords/DATASET)")
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3),

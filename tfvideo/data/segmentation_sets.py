@@ -9,7 +9,11 @@ frames' size with ``cv2.INTER_NEAREST`` (no new label value can appear). ``fps``
 (labels belong to given frames). Label maps must be single-channel 8-bit PNGs (a paletted or RGB
 "colour" label image is rejected) of the frames' size, with values in ``[0, num_classes)`` or
 ``255`` (ignore); anything else raises :class:`~tfvideo.data.items.ReadError` naming the file and
-the bad values.
+the bad values. An item with ``flow_paths`` (GATECH-style folders with ``flows/``, e.g. the
+built-in :mod:`tfvideo.data.objects` set) also returns ``flows``, ``flow_frame_index`` and
+``flow_valid`` (as :class:`~tfvideo.data.flow_sets.FlowSequenceItem`: flow ``i`` goes from frame
+``flow_frame_index[i]`` to the next frame, resized with
+:func:`~tfvideo.data.flow_sets.resize_flow_field` when ``short_side`` resizes the frames).
 
 Adapters return ``(items, problems)`` (``problems``: ``(path, reason)`` for what was skipped) and
 raise ``ValueError`` describing the expected layout when the root or its top folders are missing:
@@ -44,7 +48,9 @@ import re
 import cv2
 import numpy as np
 
-from tfvideo.data.flow_sets import ImageSequenceItem, _read_bytes, _require_dir, _subdirs
+from tfvideo.data.flo import read_flo
+from tfvideo.data.flow_sets import (ImageSequenceItem, _read_bytes, _require_dir, _subdirs,
+                                    resize_flow_field)
 from tfvideo.data.items import ReadError
 
 __all__ = ["SegmentationSequenceItem", "read_label_map", "cityscapes_items", "gatech_items",
@@ -104,10 +110,14 @@ class SegmentationSequenceItem(ImageSequenceItem):
     Attributes (keyword-only, besides those of :class:`~tfvideo.data.flow_sets.ImageSequenceItem`):
       label_paths: ``{frame_index: label_png}``.
       num_classes: labels must be in ``[0, num_classes)`` or 255.
+      flow_paths: optional ``{frame_index: flo_file}``, the flow from that frame to the next one
+        (frame indices in ``[0, T - 2]``); ``None`` (default) or empty: no flows, and ``load``
+        returns no flow keys.
     """
 
     label_paths: dict
     num_classes: int
+    flow_paths: dict | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -118,9 +128,15 @@ class SegmentationSequenceItem(ImageSequenceItem):
                              f"{list(self.label_paths)}")
         if not 1 <= int(self.num_classes) <= IGNORE_LABEL:
             raise ValueError(f"num_classes must be in [1, {IGNORE_LABEL}], got {self.num_classes}")
+        flows = self.flow_paths or {}
+        self.flow_paths = {int(k): os.fspath(v) for k, v in sorted(flows.items())} or None
+        if any(not 0 <= k <= t - 2 for k in self.flow_paths or ()):
+            raise ValueError(f"flow_paths keys must be start frames in [0, {t - 2}] for {t} frames, "
+                             f"got {list(self.flow_paths)}")
 
     def load(self, short_side=None, fps=None):
-        """Return ``dict(frames, fps, segmentations, segmentation_frame_index)`` (module doc)."""
+        """Return ``dict(frames, fps, segmentations, segmentation_frame_index)`` plus, with
+        ``flow_paths``, ``flows``, ``flow_frame_index`` and ``flow_valid`` (module doc)."""
         frames, size = self._read_frames(short_side, fps)
         h, w = frames.shape[1:3]
         segmentations = np.empty((len(self.label_paths), h, w), np.uint8)
@@ -129,8 +145,20 @@ class SegmentationSequenceItem(ImageSequenceItem):
             if label.shape != (h, w):
                 label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
             segmentations[i] = label
-        return {"frames": frames, "fps": self.source_fps, "segmentations": segmentations,
-                "segmentation_frame_index": np.asarray(list(self.label_paths), np.int64)}
+        out = {"frames": frames, "fps": self.source_fps, "segmentations": segmentations,
+               "segmentation_frame_index": np.asarray(list(self.label_paths), np.int64)}
+        if self.flow_paths:
+            flows = np.empty((len(self.flow_paths), h, w, 2), np.float32)
+            valid = np.empty((len(self.flow_paths), h, w), bool)
+            for i, path in enumerate(self.flow_paths.values()):
+                flow, ok = read_flo(path)
+                if flow.shape[:2] != tuple(size):
+                    raise ReadError(path, f"flow is {flow.shape[1]}x{flow.shape[0]} (W x H) but the "
+                                          f"frames are {size[1]}x{size[0]}")
+                flows[i], valid[i] = resize_flow_field(flow, ok, (h, w))
+            out.update(flows=flows, flow_valid=valid,
+                       flow_frame_index=np.asarray(list(self.flow_paths), np.int64))
+        return out
 
 
 CITYSCAPES_LAYOUT = (
@@ -202,36 +230,51 @@ def cityscapes_items(root, split="train", label_kind="labelTrainIds"):
 
 
 GATECH_LAYOUT = ("<root>/<split>/<video>/frames/<NNNNN>.png|.jpg and "
-                 "<root>/<split>/<video>/labels/<NNNNN>.png")
+                 "<root>/<split>/<video>/labels/<NNNNN>.png (optional "
+                 "<root>/<split>/<video>/flows/<NNNNN>.flo)")
 _FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
-def gatech_items(root, split="train"):
+def gatech_items(root, split="train", *, num_classes=len(GATECH_CLASSES), id_prefix="gatech"):
     """List GATECH-style geometric-context videos (Raza et al. 2013; 63 train / 38 test videos).
 
     The original distribution's layout is not reproduced here; we define this one (convert to it)::
 
         <root>/<split>/<video>/frames/00000.png   (or .jpg/.jpeg; integer names, any zero-padding)
         <root>/<split>/<video>/labels/00000.png   (label maps for some frames, same file stem)
+        <root>/<split>/<video>/flows/00000.flo    (optional: Middlebury .flo, the flow from the frame
+                                                   of the same stem to the next frame in order)
 
-    Label maps are single-channel 8-bit, values ``0..7`` (:data:`GATECH_CLASSES` order) or 255
-    (ignore). Frames are ordered by the integer value of their names. Reported in ``problems``:
-    a video without ``frames/`` or ``labels/``, with non-integer or duplicate frame names, or
-    without any label (the video is skipped); a label file without a frame of the same stem or a
-    file that is not a ``.png`` in ``labels/`` (that file is skipped). Files in ``frames/`` that are
-    not ``.png``/``.jpg``/``.jpeg`` are ignored.
+    Label maps are single-channel 8-bit, values ``0..num_classes-1`` (:data:`GATECH_CLASSES` order
+    for GATECH) or 255 (ignore). Frames are ordered by the integer value of their names. A video
+    with a ``flows/`` folder gets its flows loaded too (frames without a flow file simply have
+    none); other folders (e.g. the ``occlusions/`` of :mod:`tfvideo.data.objects`) are ignored.
+    Reported in ``problems``: a video without ``frames/`` or ``labels/``, with non-integer or
+    duplicate frame names, or without any label (the video is skipped); a label (flow) file without
+    a frame of the same stem, a flow file of the last frame (no next frame), or a file that is not
+    a ``.png`` in ``labels/`` (not a ``.flo`` in ``flows/``) (that file is skipped). Files in
+    ``frames/`` that are not ``.png``/``.jpg``/``.jpeg`` are ignored.
 
     Args:
       root: folder holding ``train/`` and ``test/``.
       split: ``"train"`` or ``"test"``.
+      num_classes: labels must be below it (8 for GATECH; ``len(objects.CLASSES)`` for the
+        built-in ``objects`` set).
+      id_prefix: first part of the video ids (``"objects"`` for the built-in set).
 
     Returns:
       ``(items, problems)``: :class:`SegmentationSequenceItem` s (one per video,
-      ``video_id="gatech/<split>/<video>"``, ``label=-1``, ``num_classes=8``) and ``(path, reason)``
-      pairs.
+      ``video_id="<id_prefix>/<split>/<video>"``, ``label=-1``, ``num_classes``, ``flow_paths``
+      when ``flows/`` exists) and ``(path, reason)`` pairs.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+            or not 1 <= num_classes <= IGNORE_LABEL):
+        raise ValueError(f"num_classes must be an integer in [1, {IGNORE_LABEL}], got "
+                         f"{num_classes!r}")
+    if not isinstance(id_prefix, str) or not id_prefix:
+        raise ValueError(f"id_prefix must be a non-empty string, got {id_prefix!r}")
     root = os.fspath(root)
     split_dir = os.path.join(root, split)
     _require_dir(root, GATECH_LAYOUT)
@@ -277,8 +320,30 @@ def gatech_items(root, split="train"):
         if not labels:
             problems.append((labels_dir, "no usable label map; video skipped"))
             continue
+        flows = _gatech_flows(os.path.join(video_dir, "flows"), index, frames_dir, problems)
         items.append(SegmentationSequenceItem(
-            video_id=f"gatech/{split}/{video}", label=-1, label_text="", source=video_dir,
+            video_id=f"{id_prefix}/{split}/{video}", label=-1, label_text="", source=video_dir,
             frame_paths=[frames[s] for s in order], label_paths=labels,
-            num_classes=len(GATECH_CLASSES)))
+            num_classes=int(num_classes), flow_paths=flows))
     return items, problems
+
+
+def _gatech_flows(flows_dir, index, frames_dir, problems):
+    """``{start frame index: .flo path}`` of a video's ``flows/`` folder (None without one); files
+    that cannot be used are appended to ``problems``."""
+    if not os.path.isdir(flows_dir):
+        return None
+    flows = {}
+    for name in sorted(os.listdir(flows_dir)):
+        path = os.path.join(flows_dir, name)
+        stem, ext = os.path.splitext(name)
+        if ext.lower() != ".flo":
+            problems.append((path, "not a .flo flow file; file skipped"))
+        elif stem not in index:
+            problems.append((path, f"no frame named {stem}.* in {frames_dir}; flow skipped"))
+        elif index[stem] == len(index) - 1:
+            problems.append((path, "starts at the last frame (there is no next frame); flow "
+                                   "skipped"))
+        else:
+            flows[index[stem]] = path
+    return flows
