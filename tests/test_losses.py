@@ -68,3 +68,114 @@ def test_endpoint_error_loss_matches_numpy_per_sample_masked_mean():
     np.testing.assert_allclose(got, want, rtol=1e-5)
     with pytest.raises(ValueError, match="y_true must be"):
         endpoint_error_loss(gt, pred)
+
+
+# ------------------------------------------------------------------------------- V2V (seed 000) ----
+def _np_log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_voxel_softmax_cross_entropy_matches_numpy_with_weights_and_ignore_label():
+    import keras
+
+    from tfvideo.losses import VoxelSoftmaxCrossEntropy, voxel_softmax_cross_entropy
+
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(2, 3, 4, 5, 6)).astype("float32")
+    labels = rng.integers(0, 6, (2, 3, 4, 5))
+    weights = (rng.random((2, 3, 4, 5)) > 0.25).astype("float32")
+    per_voxel = -np.take_along_axis(_np_log_softmax(logits.astype(np.float64)), labels[..., None],
+                                    -1)[..., 0]
+    loss = voxel_softmax_cross_entropy()
+    np.testing.assert_allclose(loss.call(labels.astype("int32"), logits), per_voxel, rtol=1e-5)
+    # Keras applies the per-voxel weights, then sums and divides by the number of voxels
+    np.testing.assert_allclose(float(loss(labels, logits, sample_weight=weights)),
+                               (per_voxel * weights).sum() / per_voxel.size, rtol=1e-5)
+    # raw labels with 255: those voxels give 0 (as weight 0 would)
+    raw = np.where(weights > 0, labels, 255)
+    ignoring = voxel_softmax_cross_entropy(ignore_label=255)
+    np.testing.assert_allclose(ignoring.call(raw, logits), per_voxel * weights, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(float(ignoring(raw, logits)), (per_voxel * weights).mean(), rtol=1e-5)
+    # mean over the weights instead of over the voxels, if asked
+    by_weight = voxel_softmax_cross_entropy(reduction="mean_with_sample_weight")
+    np.testing.assert_allclose(float(by_weight(labels, logits, sample_weight=weights)),
+                               (per_voxel * weights).sum() / weights.sum(), rtol=1e-5)
+    clone = keras.losses.deserialize(keras.losses.serialize(ignoring))
+    assert isinstance(clone, VoxelSoftmaxCrossEntropy) and clone.ignore_label == 255
+    with pytest.raises(ValueError, match="y_pred"):
+        loss.call(labels, logits[..., 0])
+    with pytest.raises(ValueError, match="ignore_label"):
+        voxel_softmax_cross_entropy(ignore_label="void")
+
+
+def _eq1(x):
+    """V2V Eq. 1 as printed: x^2 / 2 for |x| <= 1, |x| otherwise."""
+    return np.where(np.abs(x) <= 1, 0.5 * x**2, np.abs(x))
+
+
+def test_huber_flow_loss_is_eq1_on_flow_over_alpha():
+    import keras
+    import tensorflow as tf
+
+    from tfvideo.losses import HuberFlowLoss, huber_flow_loss
+
+    rng = np.random.default_rng(5)
+    true = rng.normal(0, 15, (2, 3, 4, 5, 2))
+    pred = true + rng.normal(0, 20, true.shape)
+    pred[0, 0, 0, 0] = true[0, 0, 0, 0] + [15.0, -15.0]  # |x| = 1 exactly: the quadratic branch
+    weights = (rng.random((2, 3, 4, 5)) > 0.3).astype("float32")
+    per_voxel = _eq1((pred - true) / 15.0).sum(-1)
+    x = np.abs((pred - true) / 15.0)
+    assert (x > 1).any() and (x < 1).any()
+    loss = huber_flow_loss(15.0)
+    np.testing.assert_allclose(loss.call(true, pred), per_voxel, rtol=1e-5)
+    np.testing.assert_allclose(loss.call(true, pred)[0, 0, 0, 0], 2 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(float(loss(true, pred, sample_weight=weights)),
+                               (per_voxel * weights).sum() / per_voxel.size, rtol=1e-5)
+    # alpha = 1: Eq. 1 directly on the difference
+    np.testing.assert_allclose(huber_flow_loss(1.0).call(true / 15, pred / 15), per_voxel, rtol=1e-5)
+    # the continuous Huber (smooth L1) differs by 1/2 outside [-1, 1] and has the same gradient
+    smooth = huber_flow_loss(15.0, continuous=True)
+    np.testing.assert_allclose(smooth.call(true, pred),
+                               (_eq1(x) - 0.5 * (x > 1)).sum(-1), rtol=1e-5, atol=1e-7)
+    p = tf.constant(pred, tf.float32)
+    grads = []
+    for f in (loss, smooth):
+        with tf.GradientTape() as tape:
+            tape.watch(p)
+            value = tf.reduce_sum(f.call(true, p))
+        grads.append(tape.gradient(value, p).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+    d = (pred - true) / 15.0
+    np.testing.assert_allclose(grads[0], np.where(np.abs(d) <= 1, d, np.sign(d)) / 15.0, rtol=1e-4,
+                               atol=1e-7)
+    # unknown (NaN) flow: 0, not NaN
+    holes = true.copy()
+    holes[1, 2, 3, 4] = np.nan
+    out = loss.call(holes, pred).numpy()
+    assert out[1, 2, 3, 4] == 0 and np.isfinite(out).all()
+    clone = keras.losses.deserialize(keras.losses.serialize(smooth))
+    assert isinstance(clone, HuberFlowLoss) and clone.alpha == 15.0 and clone.continuous
+    with pytest.raises(ValueError, match="alpha"):
+        huber_flow_loss(0.0)
+    with pytest.raises(ValueError, match="y_pred"):
+        loss.call(true, pred[..., :1])
+
+
+def test_colour_l2_loss_matches_numpy():
+    from tfvideo.losses import colour_l2_loss
+
+    rng = np.random.default_rng(6)
+    target = rng.integers(0, 256, (2, 3, 4, 5, 3), dtype=np.uint8)
+    pred = rng.random((2, 3, 4, 5, 3)).astype("float32")
+    per_voxel = 0.5 * ((pred - target / 255.0) ** 2).sum(-1)
+    loss = colour_l2_loss()
+    np.testing.assert_allclose(loss.call(target, pred), per_voxel, rtol=1e-5)
+    np.testing.assert_allclose(float(loss(target, pred)), per_voxel.mean(), rtol=1e-5)
+    floats = colour_l2_loss(target_max=1.0)
+    np.testing.assert_allclose(floats.call(target / 255.0, pred), per_voxel, rtol=1e-5)
+    with pytest.raises(ValueError, match="y_true"):
+        loss.call(target[..., :2], pred)
+    with pytest.raises(ValueError, match="target_max"):
+        colour_l2_loss(target_max=-1)

@@ -2,8 +2,12 @@
 
 ``tvl1_energy`` is the TV-L1 energy of the TVNet paper (seed 002, Eq. 1), used as the flow loss L_f of
 Eq. 13. ``endpoint_error_loss`` is the EPE of Eq. 14 as a Keras loss with a validity channel (TVNet's
-training on ground-truth flow, Sec. 5.1). Other losses (scaled Huber, ...) join this module with the
-issues that need them.
+training on ground-truth flow, Sec. 5.1).
+
+The V2V losses (seed 000, Sec. 4-6) are Keras ``Loss`` objects returning per-voxel values
+``(B, T, H, W)``, so Keras applies ``dense_dataset``'s per-voxel ``sample_weight`` (weight 0 where the
+target is unknown) and reduces: ``voxel_softmax_cross_entropy`` (segmentation), ``huber_flow_loss``
+(Eq. 1 on flow / alpha), ``colour_l2_loss`` (colouring).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from tfvideo.ops.flow import endpoint_error
 from tfvideo.ops.image import to_grey
 from tfvideo.ops.warp import backward_warp
 
-__all__ = ["endpoint_error_loss", "tvl1_energy"]
+__all__ = ["endpoint_error_loss", "tvl1_energy", "VoxelSoftmaxCrossEntropy", "HuberFlowLoss",
+           "ColourL2Loss", "voxel_softmax_cross_entropy", "huber_flow_loss", "colour_l2_loss"]
 
 
 def tvl1_energy(frame0, frame1, flow, lbda: float = 0.15, epsilon: float = 1e-12, reduction: str = "mean"):
@@ -82,3 +87,143 @@ def endpoint_error_loss(y_true, y_pred):
     per_pixel = endpoint_error(y_pred, y_true[..., :2], mask=valid, reduce=False)
     count = tf.reduce_sum(valid, axis=[1, 2])
     return tf.math.divide_no_nan(tf.reduce_sum(per_pixel, axis=[1, 2]), count)
+
+
+# ------------------------------------------------------------------------------- V2V (seed 000) ----
+def _check_rank(y_pred, rank, arg, what):
+    if y_pred.shape.rank is not None and y_pred.shape.rank != rank:
+        raise ValueError(f"`{arg}` must be {what}; got shape {y_pred.shape}")
+
+
+def _check_channels(x, channels, arg, what):
+    if x.shape.rank is not None and (x.shape.rank != 5 or x.shape[-1] not in (None, channels)):
+        raise ValueError(f"`{arg}` must be {what}; got shape {x.shape}")
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class VoxelSoftmaxCrossEntropy(keras.losses.Loss):
+    """Voxel-wise softmax cross-entropy (V2V Sec. 4): ``-log softmax(logits)[label]`` at every voxel.
+
+    ``y_true``: labels ``(B, T, H, W)`` (any numeric dtype; Keras casts them to float, we cast back);
+    ``y_pred``: logits ``(B, T, H, W, K)``. Unknown labels: ``dense_dataset(target="segmentation")``
+    replaces them by 0 with ``sample_weight`` 0, so nothing is needed here; raw labels may carry
+    ``ignore_label`` (e.g. 255), whose voxels get loss 0 (and count in Keras' mean as weight-0
+    voxels do). ``call`` returns the per-voxel values ``(B, T, H, W)``.
+    """
+
+    def __init__(self, ignore_label=None, reduction="sum_over_batch_size",
+                 name="voxel_softmax_cross_entropy", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if ignore_label is not None and (isinstance(ignore_label, bool) or not isinstance(ignore_label, int)):
+            raise ValueError(f"`ignore_label` must be None or an int label; got {ignore_label!r}")
+        self.ignore_label = ignore_label
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred)
+        y_true = tf.convert_to_tensor(y_true)
+        _check_rank(y_pred, 5, "y_pred", "logits (batch, T, H, W, K)")
+        if y_true.shape.rank == 5 and y_true.shape[-1] == 1:
+            y_true = y_true[..., 0]
+        _check_rank(y_true, 4, "y_true", "labels (batch, T, H, W)")
+        labels = tf.cast(tf.round(tf.cast(y_true, tf.float32)), tf.int32)
+        if self.ignore_label is not None:
+            known = tf.not_equal(labels, self.ignore_label)
+            labels = tf.where(known, labels, 0)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=y_pred)
+        if self.ignore_label is not None:
+            losses = tf.where(known, losses, tf.zeros_like(losses))
+        return losses
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_label": self.ignore_label}
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class HuberFlowLoss(keras.losses.Loss):
+    """Eq. 1 of V2V (Sec. 5) on ``(pred - true) / alpha``, summed over the two flow components.
+
+    ``H(x) = x^2 / 2`` for ``|x| <= 1``, ``|x|`` otherwise, exactly as the paper writes it. Note that
+    this ``H`` jumps at ``|x| = 1`` (from 1/2 to 1), unlike the continuous Huber / smooth-L1 loss
+    (``|x| - 1/2`` outside); the two differ by the constant 1/2 there, so their gradients are
+    identical (``x`` inside, ``sign(x)`` outside) and training is the same. We implement the paper's
+    form by default (``continuous=False``) so that reported loss values are Eq. 1's;
+    ``continuous=True`` gives smooth-L1.
+
+    The model (:func:`tfvideo.models.v2v.v2v`, ``task="flow"``) outputs flow in pixels, ``alpha``
+    times its Conv-pre output; dividing prediction and target by ``alpha`` here applies Eq. 1 to
+    Conv-pre's output and ``flow / alpha`` as in the paper ("the optical flow values are divided by
+    a constant (alpha = 15)"), hence the same gradient w.r.t. Conv-pre.
+
+    ``y_true``, ``y_pred``: ``(B, T, H, W, 2)`` in pixels. Non-finite target vectors (unknown flow,
+    e.g. NaN read from a ``.flo`` file) get loss 0; give them ``sample_weight`` 0 too (as
+    ``dense_dataset`` does), since Keras' mean counts them. ``call`` returns ``(B, T, H, W)``.
+    """
+
+    def __init__(self, alpha=15.0, continuous=False, reduction="sum_over_batch_size",
+                 name="huber_flow_loss", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"`alpha` must be a positive number; got {alpha!r}")
+        self.alpha = float(alpha)
+        self.continuous = bool(continuous)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred)
+        y_true = tf.cast(tf.convert_to_tensor(y_true), y_pred.dtype)
+        _check_channels(y_pred, 2, "y_pred", "flow (batch, T, H, W, 2)")
+        _check_channels(y_true, 2, "y_true", "flow (batch, T, H, W, 2)")
+        finite = tf.reduce_all(tf.math.is_finite(y_true), axis=-1)
+        y_true = tf.where(finite[..., None], y_true, tf.zeros_like(y_true))
+        x = (y_pred - y_true) / self.alpha
+        ax = tf.abs(x)
+        outside = ax - 0.5 if self.continuous else ax
+        h = tf.where(ax <= 1.0, 0.5 * tf.square(x), outside)
+        return tf.where(finite, tf.reduce_sum(h, axis=-1), tf.zeros_like(h[..., 0]))
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "continuous": self.continuous}
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class ColourL2Loss(keras.losses.Loss):
+    """L2 regression of colours (V2V Sec. 6): ``1/2 ||pred - true / target_max||^2`` per voxel.
+
+    ``y_pred``: RGB ``(B, T, H, W, 3)`` in ``[0, 1]``; ``y_true``: RGB ``(B, T, H, W, 3)`` in
+    ``[0, target_max]``. ``target_max`` defaults to 255: the uint8 labels of
+    ``dense_dataset(target="colour")``. Keras casts every ``y_true`` to float32 before a loss sees
+    it, so the dtype cannot tell 0..255 from [0, 1]: pass ``target_max=1.0`` for float targets
+    already in [0, 1]. The factor 1/2 is Caffe's ``EuclideanLoss`` convention (the paper's
+    framework; the scale does not change the minimiser). ``call`` returns ``(B, T, H, W)``.
+    """
+
+    def __init__(self, target_max=255.0, reduction="sum_over_batch_size", name="colour_l2_loss",
+                 dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if isinstance(target_max, bool) or not isinstance(target_max, (int, float)) or not target_max > 0:
+            raise ValueError(f"`target_max` must be a positive number; got {target_max!r}")
+        self.target_max = float(target_max)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred)
+        y_true = tf.cast(tf.convert_to_tensor(y_true), y_pred.dtype)
+        _check_channels(y_pred, 3, "y_pred", "RGB (batch, T, H, W, 3)")
+        _check_channels(y_true, 3, "y_true", "RGB (batch, T, H, W, 3)")
+        return 0.5 * tf.reduce_sum(tf.square(y_pred - y_true / self.target_max), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "target_max": self.target_max}
+
+
+def voxel_softmax_cross_entropy(ignore_label=None, **kwargs):
+    """A :class:`VoxelSoftmaxCrossEntropy` (V2V Sec. 4): sparse labels, logits, per-voxel values."""
+    return VoxelSoftmaxCrossEntropy(ignore_label=ignore_label, **kwargs)
+
+
+def huber_flow_loss(alpha=15.0, **kwargs):
+    """A :class:`HuberFlowLoss`: Eq. 1 of V2V on ``(pred - true) / alpha`` (Sec. 5, alpha = 15)."""
+    return HuberFlowLoss(alpha=alpha, **kwargs)
+
+
+def colour_l2_loss(target_max=255.0, **kwargs):
+    """A :class:`ColourL2Loss`: the L2 colour regression of V2V Sec. 6 on targets / ``target_max``."""
+    return ColourL2Loss(target_max=target_max, **kwargs)

@@ -4,6 +4,9 @@ from tfvideo.layers.flow_stack import FlowStack
 from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment, RGBPreprocess,
                                      SegmentConsensus, TakeFrame)
 from tfvideo.layers.tvnet import TVNet
+from tfvideo.layers.v2v import (C3D_MEAN_GREY, C3D_MEAN_RGB, AlphaScale, ClipAtInference,
+                                ClipSizeCheck, SubtractMean, TrilinearUpsampling)
 
 __all__ = ["TVNet", "FlowStack", "TakeFrame", "RGBPreprocess", "PerSegment", "SegmentConsensus",
-           "FuseScores", "TWO_STREAM_WEIGHTS"]
+           "FuseScores", "TWO_STREAM_WEIGHTS", "SubtractMean", "ClipSizeCheck", "AlphaScale",
+           "ClipAtInference", "TrilinearUpsampling", "C3D_MEAN_RGB", "C3D_MEAN_GREY"]
