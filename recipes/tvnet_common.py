@@ -255,22 +255,10 @@ def run(argv, dataset, description):
         parser.error(problem)
     log = cli_log()
 
-    from tfvideo import training  # the strategy first: multi-worker needs it before TF starts
+    from recipes.harness import start_run  # the strategy first: multi-worker needs it before TF starts
+    from tfvideo import training
 
-    devices = args.devices.split(",") if args.devices else None
-    try:
-        strategy = training.resolve_strategy(args.strategy, devices)
-        training.replica_batch(cfg["batch_size"], strategy)
-    except ValueError as err:
-        parser.error(str(err))
-    chief = training.is_chief(strategy)
-    try:
-        run_dir = training.RunDir(args.run_dir).claim(chief)
-    except RuntimeError as err:  # another live process trains there
-        parser.error(str(err))
-    if chief:
-        atomic_write_json(run_dir.config_path, cfg)
-    log(f"strategy: {training.describe_strategy(strategy)}; global batch {cfg['batch_size']}")
+    strategy, chief, run_dir = start_run(parser, args, cfg, log)
 
     import keras
     import tensorflow as tf

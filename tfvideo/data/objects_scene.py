@@ -104,7 +104,7 @@ import numpy as np
 
 # The anti-aliased photo sampler of the camera-motion set (pyramid + INTER_AREA + bilinear warp):
 # one implementation for both built-in sets.
-from tfvideo.data.motion import _area_map, _compose, _corners, _pyramid, _reflect
+from tfvideo.data.motion import _area_map, _check_clip_shape, _compose, _corners, _pyramid, _reflect
 
 __all__ = [
     "CLASSES", "CLASS_PHOTOS", "CLASS_REGIONS", "BACKGROUNDS",
@@ -285,16 +285,6 @@ class ClipSpec:
             raise ValueError(f"color must be 3 gains and noise >= 0, got {self.color} and {self.noise}")
 
 
-def _check_clip_shape(num_frames, size):
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
-        raise ValueError(f"num_frames must be an integer >= 2, got {num_frames!r}")
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (height, width), got {size!r}") from None
-    if h < 16 or w < 16 or (h, w) != tuple(size):
-        raise ValueError(f"size must be two integers >= 16 (height, width), got {size!r}")
-    return int(num_frames), (h, w)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -307,16 +307,7 @@ def gatech_items(root, split="train", *, num_classes=len(GATECH_CLASSES), id_pre
                                          "01.png); video skipped"))
             continue
         index = {stem: i for i, stem in enumerate(order)}
-        labels = {}
-        for name in sorted(os.listdir(labels_dir)):
-            path = os.path.join(labels_dir, name)
-            stem, ext = os.path.splitext(name)
-            if ext.lower() != ".png":
-                problems.append((path, "not a .png label map; file skipped"))
-            elif stem not in index:
-                problems.append((path, f"no frame named {stem}.* in {frames_dir}; label skipped"))
-            else:
-                labels[index[stem]] = path
+        labels = _files_by_frame(labels_dir, ".png", "label map", index, frames_dir, problems)
         if not labels:
             problems.append((labels_dir, "no usable label map; video skipped"))
             continue
@@ -333,17 +324,24 @@ def _gatech_flows(flows_dir, index, frames_dir, problems):
     that cannot be used are appended to ``problems``."""
     if not os.path.isdir(flows_dir):
         return None
-    flows = {}
-    for name in sorted(os.listdir(flows_dir)):
-        path = os.path.join(flows_dir, name)
-        stem, ext = os.path.splitext(name)
-        if ext.lower() != ".flo":
-            problems.append((path, "not a .flo flow file; file skipped"))
+    return _files_by_frame(flows_dir, ".flo", "flow file", index, frames_dir, problems, last=False)
+
+
+def _files_by_frame(folder, ext, what, index, frames_dir, problems, last=True):
+    """``{frame index: path}`` of the ``<stem><ext>`` files of ``folder`` whose stem names a frame
+    (``index``: stem -> frame index); other files go to ``problems``. ``last=False``: a file of the
+    last frame is refused too (a flow starting there has no next frame)."""
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() != ext:
+            problems.append((path, f"not a {ext} {what}; file skipped"))
         elif stem not in index:
-            problems.append((path, f"no frame named {stem}.* in {frames_dir}; flow skipped"))
-        elif index[stem] == len(index) - 1:
-            problems.append((path, "starts at the last frame (there is no next frame); flow "
+            problems.append((path, f"no frame named {stem}.* in {frames_dir}; {what.split()[0]} skipped"))
+        elif not last and index[stem] == len(index) - 1:
+            problems.append((path, f"starts at the last frame (there is no next frame); {what.split()[0]} "
                                    "skipped"))
         else:
-            flows[index[stem]] = path
-    return flows
+            found[index[stem]] = path
+    return found
