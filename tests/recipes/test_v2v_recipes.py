@@ -82,6 +82,7 @@ def test_segmentation_signature_answers_over_grpc(gatech):
     np.testing.assert_array_equal(answer["labels"], np.argmax(expected, -1))
 
 
+@pytest.mark.slow  # ~20 s; the flow head's alpha round trip is also in tests/models/test_v2v.py
 def test_flow_recipe_student_teacher_and_truth(tmp_path):
     out = _run(v2v_flow.main, tmp_path, "v2v_flow", ["--teacher", "dis"])
     rows = out["results"]
@@ -101,6 +102,7 @@ def test_flow_recipe_student_teacher_and_truth(tmp_path):
     np.testing.assert_allclose(flow, 15.0 * conv_pre(frames).numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # ~15 s; the colour head's clipping is also in tests/models/test_v2v.py
 def test_colouring_recipe_grey_in_colour_out(tmp_path):
     out = _run(v2v_colouring.main, tmp_path, "v2v_colouring", ["--variants", "v2v"])
     rows = out["results"]
