@@ -381,18 +381,24 @@ def _noise_bank(h: int, w: int) -> np.ndarray:
 
 
 def _render(spec: ClipSpec, t: int) -> np.ndarray:
-    """Frame ``t`` before gain / noise: float32 ``(H, W, 3)``, the photo area-averaged to the frame's
-    scale (pyramid level, then ``INTER_AREA`` by the remaining factor < 2) and sampled bilinearly at
-    ``A_t``."""
-    h, w = spec.size
-    a = frame_transform(spec, t)
+    """Frame ``t`` before gain / noise: float32 ``(H, W, 3)``, the photo sampled at ``A_t``
+    (:func:`_view`)."""
+    return _view(spec.photo, frame_transform(spec, t), spec.size)
+
+
+def _view(name: str, a: np.ndarray, size) -> np.ndarray:
+    """``photo(name)`` sampled at the frame->photo map ``a`` over a ``size`` window: float32
+    ``(h, w, 3)``, the photo area-averaged to the map's scale (pyramid level, then ``INTER_AREA`` by the
+    remaining factor < 2) and sampled bilinearly (mirrored beyond its borders). Shared by the built-in
+    sets (``objects`` renders its layers with it)."""
+    h, w = size
     z = math.sqrt(abs(np.linalg.det(a[:, :2])))  # photo px per frame px
-    img, sx, sy = [lv for lv in _pyramid(spec.photo) if lv[1] <= max(z, 1.0)][-1]
+    img, sx, sy = [lv for lv in _pyramid(name) if lv[1] <= max(z, 1.0)][-1]
     a = _compose(_area_map(sx, sy), a)  # frame -> pyramid level
     r = math.sqrt(abs(np.linalg.det(a[:, :2])))
     if r > 1.0 + 1e-3:
         ih, iw = img.shape[:2]
-        pts = _corners(a, spec.size)
+        pts = _corners(a, size)
         x0, y0 = np.floor(pts.min(axis=0) - 2 * r - 2).astype(int)
         x1, y1 = np.ceil(pts.max(axis=0) + 2 * r + 2).astype(int)
         if x0 >= 0 and y0 >= 0 and x1 <= iw and y1 <= ih:

@@ -99,12 +99,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import cv2
 import numpy as np
 
 # The anti-aliased photo sampler of the camera-motion set (pyramid + INTER_AREA + bilinear warp):
 # one implementation for both built-in sets.
-from tfvideo.data.motion import _area_map, _check_clip_shape, _compose, _corners, _pyramid, _reflect
+from tfvideo.data.motion import _check_clip_shape, _compose, _view
 
 __all__ = [
     "CLASSES", "CLASS_PHOTOS", "CLASS_REGIONS", "BACKGROUNDS",
@@ -382,30 +381,6 @@ def clip_geometry(spec: ClipSpec) -> dict:
 # ----------------------------------------------------------------------------------------------------
 # rendering
 # ----------------------------------------------------------------------------------------------------
-def _view(name: str, a: np.ndarray, size) -> np.ndarray:
-    """``photo(name)`` sampled at the frame->photo map ``a`` over a ``size`` window: float32
-    ``(h, w, 3)``; area-averaged to the map's scale first (as ``motion._render``), then bilinear."""
-    h, w = size
-    z = math.sqrt(abs(np.linalg.det(a[:, :2])))  # photo px per frame px
-    img, sx, sy = [lv for lv in _pyramid(name) if lv[1] <= max(z, 1.0)][-1]
-    a = _compose(_area_map(sx, sy), a)  # frame -> pyramid level
-    r = math.sqrt(abs(np.linalg.det(a[:, :2])))
-    if r > 1.0 + 1e-3:
-        ih, iw = img.shape[:2]
-        pts = _corners(a, size)
-        x0, y0 = np.floor(pts.min(axis=0) - 2 * r - 2).astype(int)
-        x1, y1 = np.ceil(pts.max(axis=0) + 2 * r + 2).astype(int)
-        if x0 >= 0 and y0 >= 0 and x1 <= iw and y1 <= ih:
-            img = img[y0:y1, x0:x1]
-        else:
-            img = img[np.ix_(_reflect(np.arange(y0, y1), ih), _reflect(np.arange(x0, x1), iw))]
-        nw, nh = max(1, round((x1 - x0) / r)), max(1, round((y1 - y0) / r))
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-        a = _compose(_area_map((x1 - x0) / nw, (y1 - y0) / nh, x0, y0), a)
-    return cv2.warpAffine(img, a, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REFLECT_101)
-
-
 def render_frames(spec: ClipSpec, layers: np.ndarray | None = None) -> np.ndarray:
     """Render the clip: uint8 RGB ``(T, H, W, 3)``. ``layers``: the visible layers from
     :func:`clip_geometry` (computed when not given)."""
