@@ -66,12 +66,15 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfvideo.layers.dff import CropToFrame, KeyOrPropagated, PairFrame
+from tfvideo.layers.feature_warp import FeatureWarp
 from tfvideo.layers.segments import RGBPreprocess
-from tfvideo.layers.dff import CropToFrame
+from tfvideo.models.flownet import flownet
 
 __all__ = [
     "BACKBONES", "FEATURE_STRIDE", "TABLE5_SPLITS", "CropToFrame", "feature_network",
     "split_networks", "frame_segmenter", "segmenter_from_split", "split_points", "transfer_weights",
+    "FIX", "dff_segmenter",
 ]
 
 BACKBONES = ("resnet50", "resnet101", "small")
@@ -361,3 +364,63 @@ def transfer_weights(source, targets):
         layer.set_weights(available[name].get_weights())
         copied += 1
     return copied
+
+
+#: Table 3 variants by what is kept fixed: ``None`` (DFF, everything trained end to end), ``"n"`` ("DFF
+#: fix N": N_feat and N_task fixed, only the flow network trained), ``"f"`` ("DFF fix F": the flow network
+#: fixed).
+FIX = (None, "n", "f")
+
+
+def dff_segmenter(backbone, num_classes, *, flow="s", task_layers=1, fix=None, weights=None,
+                  frame_size=(None, None), channels=None, frozen_batch_norm=None, name=None):
+    """Deep Feature Flow for segmentation on frame pairs (Sec. 3, Fig. 2b; training as in Sec. 3).
+
+    ``frames`` uint8 ``(B, 2, H, W, 3)`` = (key frame ``I_k``, current frame ``I_i``), the order of
+    :func:`tfvideo.data.pipeline.pair_dataset`, -> logits ``(B, H, W, num_classes)`` of frame ``i``:
+
+        f_k = N_feat(I_k);  (M_{i->k}, S_{i->k}) = F(I_i, I_k);  f_i = W(f_k, M, S)  (Eq. 3);
+        y_i = N_task(f_i)
+
+    where the pair's two frames are identical (``i = k``) ``f_i = f_k`` (no propagation, Sec. 3: the
+    per-frame training of Fig. 2a; :class:`tfvideo.layers.KeyOrPropagated`). ``F`` is
+    :func:`tfvideo.models.flownet.flownet` (``flow``: ``"s"``, ``"half"``, ``"inception"``) with a
+    scale field of N_feat's channels, fed (current, key) as the DFF code does; ``W`` is
+    :class:`tfvideo.layers.FeatureWarp`. ``H, W`` must be multiples of 128 (FlowNet's size rule), so
+    the flow at stride 16 matches the feature map.
+
+    Args (others as :func:`split_networks`):
+      flow: the flow network variant.
+      fix: ``None``, ``"n"`` or ``"f"`` (:data:`FIX`): Table 3's "DFF", "DFF fix N", "DFF fix F".
+        ("SFF" and "DFF separate" train the parts apart: a recipe choice; "Frame" is
+        :func:`frame_segmenter`.)
+      frame_size: ``(H, W)``, ``None`` for sizes known only at run time.
+
+    Nested models (for weights and the runner): N_feat is layer ``n_feat``, N_task ``n_task``, F
+    ``flownet``.
+    """
+    if fix not in FIX:
+        raise ValueError(f"`fix` must be one of {FIX}; got {fix!r}")
+    try:
+        height, width = frame_size
+    except (TypeError, ValueError):
+        raise ValueError(f"`frame_size` must be (H, W) with ints or None; got {frame_size!r}") from None
+    n_feat, n_task = split_networks(backbone, num_classes, task_layers=task_layers, weights=weights,
+                                    input_shape=(height, width, 3), channels=channels,
+                                    frozen_batch_norm=frozen_batch_norm)
+    n_feat.name, n_task.name = "n_feat", "n_task"
+    flow_net = flownet(flow, feature_channels=int(n_feat.output.shape[-1]), frame_size=(height, width),
+                       name="flownet")
+    pairs = keras.Input((2, height, width, 3), dtype="uint8", name="frames")
+    key = PairFrame(0, name="key_frame")(pairs)
+    current = PairFrame(1, name="current_frame")(pairs)
+    f_k = n_feat(key)
+    motion = flow_net(PairFrame("swap", name="current_key")(pairs))
+    f_i = FeatureWarp(name="propagate")([f_k, motion["flow"], motion["scale"]])
+    f_i = KeyOrPropagated(name="key_or_propagated")([pairs, f_k, f_i])
+    logits = CropToFrame(name="crop")([n_task(f_i), current])
+    if fix == "n":
+        n_feat.trainable = n_task.trainable = False
+    elif fix == "f":
+        flow_net.trainable = False
+    return keras.Model(pairs, logits, name=name or f"dff_{backbone}_{flow}")
