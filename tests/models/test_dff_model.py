@@ -89,3 +89,27 @@ def test_pair_layers(tmp_path):
     np.testing.assert_array_equal(out[1], prop[1])
     with pytest.raises(ValueError, match="`index` must be 0, 1 or 'swap'"):
         PairFrame(2)
+
+
+@pytest.mark.parametrize("backbone", ["resnet50", "resnet101"])
+def test_cost_model_reproduces_table_2(backbone):
+    """1 / r (Eq. 6) from our networks' FLOPs at the paper's sizes (feature network at 1024 x 2048,
+    flow network at half that) within 2% of Table 2, for the three flow networks."""
+    from tfvideo.models.flownet import flownet
+
+    size = (1024, 2048)
+    n_feat, n_task = dff.split_networks(backbone, 19, input_shape=(*size, 3))
+    for variant, paper in dff.TABLE2[backbone].items():
+        cost = dff.cost_model(n_feat, n_task, flownet(variant, feature_channels=1024, frame_size=size))
+        assert 1 / cost["r_approx"] == pytest.approx(paper, rel=0.02), variant
+        # Eq. 5 adds N_task and W: a little larger than Eq. 6, and tiny next to F (Sec. 3's argument)
+        assert cost["r_approx"] < cost["r"] < 1.05 * cost["r_approx"]
+        assert cost["task"] == 2 * 1024 * 19 * (64 * 128) and cost["warp"] == 9 * 1024 * 64 * 128
+
+
+def test_speedup_eq7():
+    assert dff.speedup(0.1, 1) == 1.0
+    assert dff.speedup(0.1, 10) == pytest.approx(10 / 1.9)
+    assert dff.speedup(0.0, 5) == 5.0  # free propagation: l times faster
+    with pytest.raises(ValueError, match="`l` must be a positive int"):
+        dff.speedup(0.1, 0)

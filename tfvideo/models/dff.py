@@ -74,7 +74,7 @@ from tfvideo.models.flownet import flownet
 __all__ = [
     "BACKBONES", "FEATURE_STRIDE", "TABLE5_SPLITS", "CropToFrame", "feature_network",
     "split_networks", "frame_segmenter", "segmenter_from_split", "split_points", "transfer_weights",
-    "FIX", "dff_segmenter",
+    "FIX", "dff_segmenter", "TABLE2", "cost_model", "speedup",
 ]
 
 BACKBONES = ("resnet50", "resnet101", "small")
@@ -424,3 +424,36 @@ def dff_segmenter(backbone, num_classes, *, flow="s", task_layers=1, fix=None, w
     elif fix == "f":
         flow_net.trainable = False
     return keras.Model(pairs, logits, name=name or f"dff_{backbone}_{flow}")
+
+
+#: Table 2 of the paper: ``1 / r`` (Eq. 6, FLOPs of N_feat over FLOPs of F) per feature and flow network.
+TABLE2 = {"resnet50": {"s": 9.20, "half": 33.56, "inception": 68.97},
+          "resnet101": {"s": 12.71, "half": 46.30, "inception": 95.24}}
+
+
+def cost_model(n_feat, n_task, flow_net):
+    """The inference cost of Sec. 3 ("Inference Complexity Analysis") from the built networks' FLOPs
+    (:func:`tfvideo.cost.flops`; build them with fixed sizes, e.g. ``dff_segmenter(...,
+    frame_size=(1024, 2048))``'s layers ``n_feat``, ``n_task``, ``flownet``).
+
+    Returns a dict of FLOPs per frame: ``feat`` O(N_feat), ``task`` O(N_task), ``flow`` O(F) (the flow
+    network with its scale-field branch), ``scale`` O(S) (the scale field's 1x1 conv alone, part of
+    ``flow``), ``warp`` O(W) (bilinear: 4 multiply-adds per feature value, plus the multiplication by S:
+    ``9 C h w``); ``r`` of Eq. 5 ``(O(F) + O(W) + O(N_task)) / (O(N_feat) + O(N_task))`` and ``r_approx``
+    of Eq. 6 ``O(F) / O(N_feat)``."""
+    from tfvideo.cost import flops
+
+    h, w, c = (int(d) for d in n_feat.output.shape[1:])
+    out = {"feat": flops(n_feat), "task": flops(n_task), "flow": flops(flow_net),
+           "scale": flops(flow_net, by_layer=True)[1].get("scale_conv", 0), "warp": 9 * c * h * w}
+    out["r"] = (out["flow"] + out["warp"] + out["task"]) / (out["feat"] + out["task"])
+    out["r_approx"] = out["flow"] / out["feat"]
+    return out
+
+
+def speedup(r, l):  # noqa: E741  (the paper's name)
+    """Eq. 7: the speed-up of Algorithm 1 over per-frame inference with one key frame every ``l``
+    frames, ``s = l / (1 + (l - 1) r)``."""
+    if isinstance(l, bool) or not isinstance(l, int) or l < 1:
+        raise ValueError(f"`l` must be a positive int; got {l!r}")
+    return l / (1 + (l - 1) * r)
