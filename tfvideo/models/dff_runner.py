@@ -1,0 +1,125 @@
+"""Algorithm 1 of Deep Feature Flow (seed 003): streaming inference with key frames.
+
+:class:`DFFVideoRunner` walks a frame sequence; on a key frame it runs the feature network and caches
+the features (never recomputed), on the other frames it runs only the flow network and propagates the
+cached features (Eq. 3), then the task network. Key frames are chosen by a scheduler:
+
+* ``"fixed"``: every ``key_interval`` frames (``l``: 5 for segmentation, 10 for detection, Sec. 5);
+* ``"adaptive"`` (the paper's future work, Sec. 6): frame ``i`` becomes a key frame when the content has
+  changed too much since the key frame, measured after the (cheap) flow network: ``measure="flow"``:
+  mean flow magnitude in feature-map pixels; ``"scale"``: mean ``|1 - S|``; ``"warp_error"``: mean
+  absolute difference between frame ``i`` and the key frame warped by the flow (grey levels / 255,
+  at 1/8 of the frame) -- the one that does not depend on the flow network being trained, as a scene
+  cut changes the picture whatever the flow. Above ``threshold`` the frame is a key frame (its flow is
+  then discarded); ``max_interval`` forces one anyway.
+
+The runner takes three callables, so the same loop runs on a Keras model
+(:meth:`DFFVideoRunner.from_model`) or on exported signatures:
+
+* ``key_features(frame) -> features`` (N_feat);
+* ``motion(current, key) -> (flow, scale)`` (F: flow in feature-map pixels, scale field);
+* ``task(features, frame) -> output`` (N_task, cropped to the frame).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfvideo.layers.dff import CropToFrame
+from tfvideo.layers.feature_warp import FeatureWarp
+from tfvideo.ops.warp import backward_warp
+
+__all__ = ["DFFVideoRunner", "SCHEDULERS", "MEASURES"]
+
+SCHEDULERS = ("fixed", "adaptive")
+MEASURES = ("flow", "scale", "warp_error")
+
+
+class DFFVideoRunner:
+    """Algorithm 1 over a sequence of frames (module docstring).
+
+    Args:
+      key_features, motion, task: the three callables of the module docstring (batch of one frame).
+      scheduler: ``"fixed"`` or ``"adaptive"``.
+      key_interval: ``l`` of the fixed scheduler (>= 1; 1 = per-frame).
+      measure, threshold, max_interval: the adaptive scheduler's change measure, its threshold and the
+        longest run of non-key frames (default: none).
+
+    Attributes:
+      feature_calls: how many times ``key_features`` ran (= key frames, tested).
+      key_frames: indices of the key frames of the last :meth:`run`.
+    """
+
+    def __init__(self, key_features, motion, task, *, scheduler="fixed", key_interval=5, measure="warp_error",
+                 threshold=0.1, max_interval=None):
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"`scheduler` must be one of {SCHEDULERS}; got {scheduler!r}")
+        if measure not in MEASURES:
+            raise ValueError(f"`measure` must be one of {MEASURES}; got {measure!r}")
+        for arg, value in (("key_interval", key_interval), ("max_interval", max_interval)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{arg}` must be a positive int; got {value!r}")
+        if not threshold > 0:
+            raise ValueError(f"`threshold` must be > 0; got {threshold!r}")
+        self.key_features, self.motion, self.task = key_features, motion, task
+        self.scheduler, self.key_interval = scheduler, key_interval
+        self.measure, self.threshold, self.max_interval = measure, float(threshold), max_interval
+        self.feature_calls = 0
+        self.key_frames = []
+        self._warp = FeatureWarp()
+
+    @classmethod
+    def from_model(cls, model, **kwargs):
+        """A runner on a :func:`tfvideo.models.dff.dff_segmenter` model (its layers ``n_feat``,
+        ``n_task``, ``flownet``), each part a ``tf.function``."""
+        n_feat, n_task, flow_net = (model.get_layer(n) for n in ("n_feat", "n_task", "flownet"))
+        crop = CropToFrame()
+
+        @tf.function(reduce_retracing=True)
+        def motion(current, key):
+            out = flow_net(tf.stack([current, key], axis=1), training=False)
+            return out["flow"], out["scale"]
+
+        return cls(tf.function(lambda f: n_feat(f, training=False), reduce_retracing=True), motion,
+                   tf.function(lambda x, f: crop([n_task(x, training=False), f]), reduce_retracing=True),
+                   **kwargs)
+
+    def _change(self, current, key, flow, scale):
+        if self.measure == "flow":
+            return float(tf.reduce_mean(tf.norm(flow, axis=-1)))
+        if self.measure == "scale":
+            return float(tf.reduce_mean(tf.abs(1.0 - scale)))
+        # warp error at 1/8 of the frame: the key frame warped to the current one by the flow
+        h, w = int(current.shape[1]) // 8, int(current.shape[2]) // 8
+        grey = lambda x: tf.image.resize(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32)), (h, w),  # noqa: E731
+                                         antialias=True)
+        flow8 = tf.image.resize(flow, (h, w)) * (h / int(flow.shape[1]))
+        warped = backward_warp(grey(key), flow8)
+        return float(tf.reduce_mean(tf.abs(warped - grey(current)))) / 255.0
+
+    def run(self, frames):
+        """Yields ``(index, output, is_key)`` for every frame of ``frames`` (an iterable of uint8
+        ``(H, W, 3)`` arrays or an array ``(T, H, W, 3)``), in order, streaming."""
+        self.key_frames = []
+        key = features = None
+        since_key = 0
+        for i, frame in enumerate(frames):
+            frame = tf.convert_to_tensor(np.asarray(frame)[None])
+            is_key = key is None
+            if not is_key and self.scheduler == "fixed":
+                is_key = since_key + 1 >= self.key_interval
+            if not is_key:
+                flow, scale = self.motion(frame, key)
+                if self.scheduler == "adaptive":
+                    is_key = self._change(frame, key, flow, scale) > self.threshold or (
+                        self.max_interval is not None and since_key + 1 >= self.max_interval)
+            if is_key:
+                key, features, since_key = frame, self.key_features(frame), 0
+                self.feature_calls += 1
+                self.key_frames.append(i)
+                current = features
+            else:
+                since_key += 1
+                current = self._warp([features, flow, scale])
+            yield i, np.asarray(self.task(current, frame))[0], is_key
