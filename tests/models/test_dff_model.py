@@ -113,3 +113,13 @@ def test_speedup_eq7():
     assert dff.speedup(0.0, 5) == 5.0  # free propagation: l times faster
     with pytest.raises(ValueError, match="`l` must be a positive int"):
         dff.speedup(0.1, 0)
+
+
+def test_bilinear_upsampling_is_keras_upsampling_and_takes_unknown_sizes(tmp_path):
+    from tfvideo.layers import BilinearUpsampling
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
+    expected = keras.layers.UpSampling2D(4, interpolation="bilinear")(x).numpy()
+    out = check_layer(lambda: BilinearUpsampling(4), x, trainable_weights=0, non_trainable_weights=0,
+                      symbolic_shapes=(None, None, 4), tmp_path=tmp_path, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

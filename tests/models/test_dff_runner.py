@@ -67,3 +67,37 @@ def test_bad_arguments(model):
         DFFVideoRunner.from_model(model, key_interval=0)
     with pytest.raises(ValueError, match="`measure` must be one of"):
         DFFVideoRunner.from_model(model, measure="colour")
+
+
+def test_runner_on_the_exported_signatures_matches_keras(model, tmp_path):
+    """The TF Serving deployment's loop: the same key frames and outputs from the SavedModel."""
+    import tensorflow as tf
+
+    from tfvideo.export import export_for_serving
+    from tfvideo.models.dff_runner import signatures
+
+    rng = np.random.default_rng(3)  # a live flow network this time
+    net = model.get_layer("flownet")
+    saved = net.get_weights()
+    net.set_weights([rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in saved])
+    try:
+        path = export_for_serving(model, tmp_path, "dff", signatures=signatures(model), print_signatures=False)
+        loaded = tf.saved_model.load(path)
+        frames = _clip(3, 7)
+        keras_out = list(DFFVideoRunner.from_model(model, key_interval=3).run(frames))
+        served = DFFVideoRunner.from_signatures(loaded, key_interval=3)
+        served_out = list(served.run(frames))
+        assert served.key_frames == [0, 3, 6] and served.feature_calls == 3
+        for (_, a, ka), (_, b, kb) in zip(keras_out, served_out):
+            assert ka == kb
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+        # propagate = motion + FeatureWarp; serving_default = the per-frame network
+        f = tf.constant(frames[:1])
+        feats = loaded.signatures["key_features"](frames=f)["features"]
+        prop = loaded.signatures["propagate"](frame=tf.constant(frames[1:2]), key_frame=f, features=feats)
+        assert prop["features"].shape == feats.shape
+        frame_model = dff.segmenter_from_split(model.get_layer("n_feat"), model.get_layer("n_task"))
+        np.testing.assert_allclose(loaded.signatures["serving_default"](frames=f)["logits"].numpy(),
+                                   frame_model(frames[:1], training=False).numpy(), rtol=1e-4, atol=1e-4)
+    finally:
+        net.set_weights(saved)

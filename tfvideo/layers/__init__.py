@@ -1,6 +1,6 @@
 """Keras layers of tfvideo (import only from ``tfvideo.ops`` and ``tfvideo.losses``)."""
 
-from tfvideo.layers.dff import CropToFrame, KeyOrPropagated, PairFrame
+from tfvideo.layers.dff import BilinearUpsampling, CropToFrame, KeyOrPropagated, PairFrame
 from tfvideo.layers.feature_warp import FeatureWarp
 from tfvideo.layers.flow_stack import FlowStack
 from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment, RGBPreprocess,
@@ -11,4 +11,4 @@ from tfvideo.layers.v2v import (C3D_MEAN_GREY, C3D_MEAN_RGB, AlphaScale, ClipAtI
 
 __all__ = ["TVNet", "FlowStack", "TakeFrame", "RGBPreprocess", "PerSegment", "SegmentConsensus",
            "FuseScores", "TWO_STREAM_WEIGHTS", "SubtractMean", "ClipSizeCheck", "AlphaScale",
-           "ClipAtInference", "TrilinearUpsampling", "C3D_MEAN_RGB", "C3D_MEAN_GREY", "FeatureWarp", "CropToFrame", "KeyOrPropagated", "PairFrame"]
+           "ClipAtInference", "TrilinearUpsampling", "C3D_MEAN_RGB", "C3D_MEAN_GREY", "FeatureWarp", "CropToFrame", "KeyOrPropagated", "PairFrame", "BilinearUpsampling"]

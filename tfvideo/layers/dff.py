@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["CropToFrame", "KeyOrPropagated", "PairFrame"]
+__all__ = ["BilinearUpsampling", "CropToFrame", "KeyOrPropagated", "PairFrame"]
 
 
 @keras.saving.register_keras_serializable(package="tfvideo")
@@ -68,3 +68,27 @@ class KeyOrPropagated(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[1])
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class BilinearUpsampling(keras.layers.Layer):
+    """``(B, h, w, C)`` -> ``(B, factor h, factor w, C)``, bilinear with half-pixel centres: what
+    ``keras.layers.UpSampling2D(factor, interpolation="bilinear")`` computes, also when ``h, w`` are
+    unknown until run time (Keras 3.15's layer fails to trace then, as in an exported signature)."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"`factor` must be a positive int; got {factor!r}")
+        self.factor = factor
+
+    def call(self, x):
+        size = tf.shape(x)[1:3] * self.factor
+        return tf.image.resize(x, size, method="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, None if h is None else h * self.factor, None if w is None else w * self.factor, c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

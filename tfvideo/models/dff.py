@@ -43,7 +43,7 @@ This first part holds the per-frame networks of Sec. 4; the key-frame / propagat
   Upsampling (where the DFF DeepLab symbol puts it: after ``score``, parameter-free): a fixed bilinear
   ``Deconvolution`` (kernel 32, stride 16, ``lr_mult 0``) then ``Crop(offset=8)`` to the image. That
   places feature pixel ``i`` at output pixel ``16 i + 7.5``, which is half-pixel bilinear upsampling
-  by 16 (``keras.layers.UpSampling2D(16, "bilinear")``); the only difference is the outer 8 pixels,
+  by 16 (:class:`tfvideo.layers.BilinearUpsampling`, = ``keras.layers.UpSampling2D(16, "bilinear")``); the only difference is the outer 8 pixels,
   where the deconvolution fades towards its zero padding and ours repeats the edge (tested against a
   NumPy transcription of the deconvolution). The upsampled map is ``16 ceil(H/16)`` high; like the
   DFF ``Crop`` to the image, :class:`CropToFrame` keeps its top-left ``H x W``.
@@ -66,7 +66,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfvideo.layers.dff import CropToFrame, KeyOrPropagated, PairFrame
+from tfvideo.layers.dff import BilinearUpsampling, CropToFrame, KeyOrPropagated, PairFrame
 from tfvideo.layers.feature_warp import FeatureWarp
 from tfvideo.layers.segments import RGBPreprocess
 from tfvideo.models.flownet import flownet
@@ -320,7 +320,7 @@ def split_networks(backbone, num_classes, *, task_layers=1, weights=None,
     y = features
     for unit in units[cut:]:
         y = unit.apply(y)
-    y = keras.layers.UpSampling2D(FEATURE_STRIDE, interpolation="bilinear", name="upsampling")(y)
+    y = BilinearUpsampling(FEATURE_STRIDE, name="upsampling")(y)
     n_task = keras.Model(features, y, name="dff_task")
     _finish([n_feat, n_task], backbone, source, frozen_batch_norm)
     return n_feat, n_task

@@ -30,7 +30,7 @@ from tfvideo.layers.dff import CropToFrame
 from tfvideo.layers.feature_warp import FeatureWarp
 from tfvideo.ops.warp import backward_warp
 
-__all__ = ["DFFVideoRunner", "SCHEDULERS", "MEASURES"]
+__all__ = ["DFFVideoRunner", "SCHEDULERS", "MEASURES", "signatures"]
 
 SCHEDULERS = ("fixed", "adaptive")
 MEASURES = ("flow", "scale", "warp_error")
@@ -85,6 +85,19 @@ class DFFVideoRunner:
                    tf.function(lambda x, f: crop([n_task(x, training=False), f]), reduce_retracing=True),
                    **kwargs)
 
+    @classmethod
+    def from_signatures(cls, loaded, **kwargs):
+        """A runner on a SavedModel exported with :func:`signatures` (``tf.saved_model.load`` result, or
+        anything with the same ``signatures`` mapping): the TF Serving deployment's loop."""
+        sig = loaded.signatures
+
+        def motion(current, key):
+            out = sig["motion"](frame=tf.cast(current, tf.uint8), key_frame=tf.cast(key, tf.uint8))
+            return out["flow"], out["scale"]
+
+        return cls(lambda f: sig["key_features"](frames=tf.cast(f, tf.uint8))["features"], motion,
+                   lambda x, f: sig["task"](features=x, frame=tf.cast(f, tf.uint8))["logits"], **kwargs)
+
     def _change(self, current, key, flow, scale):
         if self.measure == "flow":
             return float(tf.reduce_mean(tf.norm(flow, axis=-1)))
@@ -123,3 +136,48 @@ class DFFVideoRunner:
                 since_key += 1
                 current = self._warp([features, flow, scale])
             yield i, np.asarray(self.task(current, frame))[0], is_key
+
+
+def signatures(model):
+    """Serving signatures of a :func:`tfvideo.models.dff.dff_segmenter` model, for
+    :func:`tfvideo.export.export_for_serving`: everything Algorithm 1 needs, uint8 frames of any size
+    (multiples of 128) in:
+
+    * ``key_features``: ``frames`` (B, H, W, 3) -> ``features`` (N_feat; run on key frames);
+    * ``motion``: ``frame``, ``key_frame`` -> ``flow``, ``scale`` (F);
+    * ``propagate``: ``frame``, ``key_frame``, ``features`` -> ``features`` (F then W, Eq. 3);
+    * ``task``: ``features``, ``frame`` -> ``logits``, ``labels`` (N_task, cropped to the frame);
+    * ``serving_default``: ``frames`` -> ``logits``, ``labels``: the per-frame network ("Frame").
+    """
+    n_feat, n_task, flow_net = (model.get_layer(n) for n in ("n_feat", "n_task", "flownet"))
+    warp, crop = FeatureWarp(), CropToFrame()
+    channels = int(n_feat.output.shape[-1])
+    frame = tf.TensorSpec((None, None, None, 3), tf.uint8)
+    feats = tf.TensorSpec((None, None, None, channels), tf.float32)
+
+    def motion(f, k):
+        out = flow_net(tf.stack([f, k], axis=1), training=False)
+        return out["flow"], out["scale"]
+
+    def head(x, f):
+        logits = crop([n_task(x, training=False), f])
+        return {"logits": logits, "labels": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+
+    def propagate(frame, key_frame, features):
+        flow, scale = motion(frame, key_frame)
+        return {"features": warp([features, flow, scale])}
+
+    return {
+        "key_features": tf.function(lambda frames: {"features": n_feat(frames, training=False)},
+                                    input_signature=[tf.TensorSpec(frame.shape, tf.uint8, name="frames")]),
+        "motion": tf.function(lambda frame, key_frame: dict(zip(("flow", "scale"), motion(frame, key_frame))),
+                              input_signature=[tf.TensorSpec(frame.shape, tf.uint8, name="frame"),
+                                               tf.TensorSpec(frame.shape, tf.uint8, name="key_frame")]),
+        "propagate": tf.function(propagate, input_signature=[
+            tf.TensorSpec(frame.shape, tf.uint8, name="frame"), tf.TensorSpec(frame.shape, tf.uint8, name="key_frame"),
+            tf.TensorSpec(feats.shape, tf.float32, name="features")]),
+        "task": tf.function(head, input_signature=[tf.TensorSpec(feats.shape, tf.float32, name="features"),
+                                                    tf.TensorSpec(frame.shape, tf.uint8, name="frame")]),
+        "serving_default": tf.function(lambda frames: head(n_feat(frames, training=False), frames),
+                                       input_signature=[tf.TensorSpec(frame.shape, tf.uint8, name="frames")]),
+    }
