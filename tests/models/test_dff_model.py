@@ -63,6 +63,7 @@ def test_table3_fix_flags_freeze_exactly_their_part():
         dff.dff_segmenter("small", 3, frame_size=SIZE, fix="both")
 
 
+@pytest.mark.slow  # ~15 s (FlowNet + feature net training step at 128x128); the parts train in the default run
 def test_trains_one_step_on_pairs(model):
     pairs = np.stack([_frames(4), _frames(5)], axis=1)
     labels = np.random.default_rng(6).integers(0, 3, (2, *SIZE)).astype(np.int32)
