@@ -82,3 +82,17 @@ def ucf101_tree(root, *, frames=6):
                       "HandstandPushups/v_HandStandPushups_g08_c01"],
             "test": ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01",
                      "HandstandPushups/v_HandStandPushups_g01_c01"]}
+
+
+def tree_state(root):
+    """{relative path: (inode, size, mtime_ns)} of every file and folder under ``root``.
+
+    A rewrite shows: the dataset writes through temp files renamed into place (a new inode, or a reused
+    one with a new mtime), and creating or deleting a temp file changes its folder's mtime.
+    """
+    state = {}
+    for d, _, files in os.walk(root):
+        for path in [d, *(os.path.join(d, f) for f in files)]:
+            st = os.stat(path)
+            state[os.path.relpath(path, root)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return state

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.data.fakes import tree_state
 from tfvideo.data import motion as M
 from tfvideo.data.photos import photo
 from tfvideo.data.video import read_video
@@ -98,28 +99,16 @@ def test_same_seed_same_frames_other_seed_differs(small_set, tmp_path):
         assert err < 8.0 and err < 0.3 * np.abs(frames.astype(np.float32) - other).mean()
 
 
-def _tree_state(root):
-    """{relative path: (inode, size, mtime_ns)} of every file and folder under ``root``.
-
-    A rewrite shows: the dataset writes through temp files renamed into place (a new inode, or a reused
-    one with a new mtime), and creating or deleting a temp file changes its folder's mtime.
-    """
-    state = {}
-    for d, _, files in os.walk(root):
-        for path in [d, *(os.path.join(d, f) for f in files)]:
-            st = os.stat(path)
-            state[os.path.relpath(path, root)] = (st.st_ino, st.st_size, st.st_mtime_ns)
-    return state
 
 
 def test_skip_and_regenerate(tmp_path):
     root = tmp_path / "m"
     first = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=3))
-    before = _tree_state(root)
+    before = tree_state(root)
     assert sum(p.endswith(".avi") for p in before) == 3 * len(M.CLASSES)
     again = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=3))
     assert not first["skipped"] and again["skipped"]
-    assert _tree_state(root) == before  # nothing written, renamed, added (temp files) or removed
+    assert tree_state(root) == before  # nothing written, renamed, added (temp files) or removed
     # different parameters: regenerated, stale videos removed
     new = M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=2, num_frames=5))
     assert not new["skipped"]
@@ -127,12 +116,12 @@ def test_skip_and_regenerate(tmp_path):
     assert all(len(fs) == 2 for fs in videos.values())
     c = M.CLASSES[0]
     assert read_video(os.path.join(root, c, videos[c][0])).frames.shape[0] == 5
-    before = _tree_state(root)
+    before = tree_state(root)
     assert M.generate_motion(root, seed=0, **dict(SMALL, videos_per_class=2, num_frames=5))["skipped"]
-    assert _tree_state(root) == before
+    assert tree_state(root) == before
     assert not M.generate_motion(root, seed=0, overwrite=True,
                                  **dict(SMALL, videos_per_class=2, num_frames=5))["skipped"]
-    rewritten = _tree_state(root)  # the check above sees a rewrite: every file's state changed
+    rewritten = tree_state(root)  # the check above sees a rewrite: every file's state changed
     assert rewritten.keys() == before.keys()
     assert all(rewritten[p] != before[p] for p in before if os.path.isfile(root / p))
     # an incomplete set (a split file missing) is regenerated

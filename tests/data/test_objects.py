@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.data.fakes import tree_state
 from tfvideo.data import objects as O
 from tfvideo.data.flo import read_flo
 from tfvideo.data.photos import PHOTOS, photo
@@ -28,14 +29,6 @@ def _interior(layers, r):
     return cv2.erode(layers, k) == cv2.dilate(layers, k)
 
 
-def _tree_state(root):
-    """{relative path: (inode, size, mtime_ns)} of every file and folder under ``root``."""
-    state = {}
-    for d, _, files in os.walk(root):
-        for path in [d, *(os.path.join(d, f) for f in files)]:
-            st = os.stat(path)
-            state[os.path.relpath(path, root)] = (st.st_ino, st.st_size, st.st_mtime_ns)
-    return state
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -379,10 +372,10 @@ def test_repeated_prepare_skips_and_other_settings_are_refused(prepared):
     from tfvideo.data.prepare import check_reusable, prepare
 
     out, _ = prepared
-    before = _tree_state(out)
+    before = tree_state(out)
     again = prepare("objects", str(out), progress=False, log=None, workers=1, objects_options=TINY)
     assert all(s["written"] == 0 for s in again["splits"].values())
-    after = _tree_state(out)  # videos and shards untouched (the manifest is rewritten)
+    after = tree_state(out)  # videos and shards untouched (the manifest is rewritten)
     assert {k: v for k, v in after.items() if k not in (".", "manifest.json")} == \
         {k: v for k, v in before.items() if k not in (".", "manifest.json")}
     manifest = json.loads((out / "manifest.json").read_text())
@@ -414,9 +407,9 @@ def test_skip_resume_and_regenerate(tmp_path):
     small = dict(TINY, num_frames=3, size=(16, 16))
     first = O.generate_objects(root, progress=False, **small)
     assert not first["skipped"] and first["written"] == 3
-    before = _tree_state(root)
+    before = tree_state(root)
     assert O.generate_objects(root, progress=False, **small)["skipped"]
-    assert _tree_state(root) == before
+    assert tree_state(root) == before
     # interrupted run: a clip missing and a temporary folder left over -> only that clip is written
     import shutil
 
