@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # XLA-context test (no public API)
+
+from tfvideo.ops.xla import in_xla_context
 
 __all__ = ["DFF_MEAN_RGB", "FlowNetInput"]
 
@@ -79,8 +80,7 @@ class FlowNetInput(keras.layers.Layer):
             raise TypeError(f"`frames` must be uint8 or float in 0..255; got {frames.dtype.name}")
         checks = []
         if frames.shape[2] is None or frames.shape[3] is None:
-            if not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(
-                    tf.compat.v1.get_default_graph()):
+            if in_xla_context():
                 raise ValueError(f"FlowNetInput cannot check unknown frame sizes inside an XLA-compiled "
                                  f"function (jit_compile=True): give static sizes ({self.rule})")
             shape = tf.shape(frames)

@@ -67,13 +67,13 @@ import numbers
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # XLA-context test (no public API)
 
 from tfvideo.losses import tvl1_energy
 from tfvideo.ops.differences import BACKWARD_TAPS, FORWARD_TAPS, central_gradient, divergence, forward_gradient
 from tfvideo.ops.flow import resize_flow
 from tfvideo.ops.image import to_grey
 from tfvideo.ops.warp import backward_warp
+from tfvideo.ops.xla import in_xla_context
 
 __all__ = ["TVNet", "pyramid_sizes"]
 
@@ -324,7 +324,7 @@ class TVNet(keras.layers.Layer):
         """``x`` after a NaN/inf check (float dtypes: integer frames are always finite)."""
         if not x.dtype.is_floating:
             return x
-        if not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+        if in_xla_context():
             raise ValueError(
                 f"TVNet(check_finite=True) cannot check `{arg}` for NaN or inf inside an XLA-compiled "
                 "function (jit_compile=True): XLA drops TensorFlow's runtime checks. Check the frames "

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util  # XLA-context test (no public API)
 
 from tfvideo.ops.image import LUMA_601
+from tfvideo.ops.xla import in_xla_context
 
 __all__ = ["C3D_MEAN_RGB", "C3D_MEAN_GREY", "SubtractMean", "ClipSizeCheck", "AlphaScale",
            "ClipAtInference", "TrilinearUpsampling"]
@@ -129,8 +129,7 @@ class ClipSizeCheck(keras.layers.Layer):
         unknown = [i for i in (1, 2, 3) if x.shape[i] is None]
         if not unknown:
             return x
-        if not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(
-                tf.compat.v1.get_default_graph()):
+        if in_xla_context():
             raise ValueError(f"ClipSizeCheck cannot check unknown clip sizes inside an XLA-compiled "
                              f"function (jit_compile=True): XLA drops TensorFlow's runtime checks. Give "
                              f"the model static sizes or do not use jit_compile ({self.rule})")
