@@ -100,6 +100,15 @@ def _check_channels(x, channels, arg, what):
         raise ValueError(f"`{arg}` must be {what}; got shape {x.shape}")
 
 
+def _dense_pair(y_true, y_pred, channels, what):
+    """``(y_true, y_pred)`` as tensors of ``y_pred``'s dtype, both checked to be ``(B, T, H, W, channels)``."""
+    y_pred = tf.convert_to_tensor(y_pred)
+    y_true = tf.cast(tf.convert_to_tensor(y_true), y_pred.dtype)
+    _check_channels(y_pred, channels, "y_pred", what)
+    _check_channels(y_true, channels, "y_true", what)
+    return y_true, y_pred
+
+
 @keras.saving.register_keras_serializable(package="tfvideo")
 class VoxelSoftmaxCrossEntropy(keras.losses.Loss):
     """Voxel-wise softmax cross-entropy (V2V Sec. 4): ``-log softmax(logits)[label]`` at every voxel.
@@ -168,10 +177,7 @@ class HuberFlowLoss(keras.losses.Loss):
         self.continuous = bool(continuous)
 
     def call(self, y_true, y_pred):
-        y_pred = tf.convert_to_tensor(y_pred)
-        y_true = tf.cast(tf.convert_to_tensor(y_true), y_pred.dtype)
-        _check_channels(y_pred, 2, "y_pred", "flow (batch, T, H, W, 2)")
-        _check_channels(y_true, 2, "y_true", "flow (batch, T, H, W, 2)")
+        y_true, y_pred = _dense_pair(y_true, y_pred, 2, "flow (batch, T, H, W, 2)")
         finite = tf.reduce_all(tf.math.is_finite(y_true), axis=-1)
         y_true = tf.where(finite[..., None], y_true, tf.zeros_like(y_true))
         x = (y_pred - y_true) / self.alpha
@@ -204,10 +210,7 @@ class ColourL2Loss(keras.losses.Loss):
         self.target_max = float(target_max)
 
     def call(self, y_true, y_pred):
-        y_pred = tf.convert_to_tensor(y_pred)
-        y_true = tf.cast(tf.convert_to_tensor(y_true), y_pred.dtype)
-        _check_channels(y_pred, 3, "y_pred", "RGB (batch, T, H, W, 3)")
-        _check_channels(y_true, 3, "y_true", "RGB (batch, T, H, W, 3)")
+        y_true, y_pred = _dense_pair(y_true, y_pred, 3, "RGB (batch, T, H, W, 3)")
         return 0.5 * tf.reduce_sum(tf.square(y_pred - y_true / self.target_max), axis=-1)
 
     def get_config(self):
