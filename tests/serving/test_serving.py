@@ -458,3 +458,68 @@ def test_tvnet_two_stream_model_over_grpc(served):
             got = f.predict(frame0=frames[:, 0, 0], frame1=frames[:, 0, 1])["flow"]
         ref = layer([frames[:, 0, 0].astype(np.float32), frames[:, 0, 1].astype(np.float32)])
         np.testing.assert_allclose(got, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_dff_signatures_and_runner_over_grpc(served):
+    """DFF's exported signatures (``dff_runner.signatures``) answered over gRPC equal the Keras parts
+    called directly, and Algorithm 1 through :class:`ServedSignatures` equals the in-process runner."""
+    import tensorflow as tf
+
+    from tfvideo.layers.dff import CropToFrame
+    from tfvideo.layers.feature_warp import FeatureWarp
+    from tfvideo.models import dff
+    from tfvideo.models.dff_runner import DFFVideoRunner, signatures
+    from tfvideo.serving import ServedSignatures
+
+    keras.utils.set_random_seed(3)
+    model = dff.dff_segmenter("small", 3, flow="tiny", frame_size=(None, None))
+    n_feat, n_task, flow_net = (model.get_layer(n) for n in ("n_feat", "n_task", "flownet"))
+    # a scale field away from 1 (its weights start at 0), so that S is exercised too
+    scale_conv = flow_net.get_layer("scale_conv")
+    scale_conv.set_weights([np.random.default_rng(1).normal(0, 0.05, w.shape).astype(np.float32)
+                            for w in scale_conv.get_weights()])
+    export_for_serving(model, served.base, "dff", signatures=signatures(model), print_signatures=False)  # no XLA
+
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, (6, 128, 128, 3), dtype=np.uint8)
+    cur, key = frames[1:2], frames[0:1]
+    tol = dict(rtol=1e-4, atol=1e-4)
+    with ServedSignatures(served.target, "dff", retries=3, backoff=0.2, timeout=60) as remote:
+        with PredictClient(served.target, model_name="dff", retries=3, backoff=0.2) as health:
+            health.wait_until_healthy(timeout=60)
+        assert sorted(remote.signatures) == ["key_features", "motion", "propagate", "serving_default", "task"]
+        sig = remote.signatures
+        # (a) each signature against the Keras parts called directly
+        features = n_feat(key, training=False).numpy()
+        got = sig["key_features"](frames=key)["features"]
+        assert isinstance(got, tf.Tensor) and got.dtype == tf.float32
+        np.testing.assert_allclose(got.numpy(), features, **tol)
+        direct = flow_net(np.stack([cur, key], axis=1), training=False)
+        motion = sig["motion"](frame=cur, key_frame=key)
+        np.testing.assert_allclose(motion["flow"].numpy(), direct["flow"].numpy(), **tol)
+        np.testing.assert_allclose(motion["scale"].numpy(), direct["scale"].numpy(), **tol)
+        assert np.abs(direct["flow"].numpy()).max() > 1e-3 and np.abs(direct["scale"].numpy() - 1).max() > 1e-3
+        warped = FeatureWarp()([features, direct["flow"], direct["scale"]]).numpy()
+        np.testing.assert_allclose(sig["propagate"](frame=cur, key_frame=key, features=features)["features"].numpy(),
+                                   warped, **tol)
+        logits = CropToFrame()([n_task(warped, training=False), cur]).numpy()
+        task = sig["task"](features=warped, frame=cur)
+        np.testing.assert_allclose(task["logits"].numpy(), logits, **tol)
+        np.testing.assert_array_equal(task["labels"].numpy(), logits.argmax(-1))
+        with pytest.raises(KeyError, match="'flow'.*serves"):
+            sig["flow"]
+        with pytest.raises(ServingError) as info:
+            sig["motion"](frame=cur)
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "key_frame" in info.value.details
+
+        # (b) Algorithm 1 (fixed l = 3) over gRPC == in process: same outputs, same key frames
+        local = DFFVideoRunner.from_model(model, key_interval=3)
+        over_grpc = DFFVideoRunner.from_signatures(remote, key_interval=3)
+        expected, got = list(local.run(frames)), list(over_grpc.run(frames))
+    assert [(i, k) for i, _, k in got] == [(i, k) for i, _, k in expected]
+    assert over_grpc.key_frames == local.key_frames == [0, 3] and over_grpc.feature_calls == 2
+    for (_, a, _), (_, b, _) in zip(got, expected):
+        assert a.shape == (128, 128, 3)
+        np.testing.assert_allclose(a, b, **tol)
+    with pytest.raises(ValueError, match="closed"):
+        remote.signatures["task"]

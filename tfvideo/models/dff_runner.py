@@ -67,7 +67,10 @@ class DFFVideoRunner:
         self.measure, self.threshold, self.max_interval = measure, float(threshold), max_interval
         self.feature_calls = 0
         self.key_frames = []
-        self._warp = FeatureWarp()
+        warp = FeatureWarp()
+        # graph functions: eager per-frame ops would cost more than a small flow network
+        self._warp = tf.function(lambda f, flow, s: warp([f, flow, s]), reduce_retracing=True)
+        self._change_fn = tf.function(self._change_measure, reduce_retracing=True)
 
     @classmethod
     def from_model(cls, model, **kwargs):
@@ -99,17 +102,20 @@ class DFFVideoRunner:
                    lambda x, f: sig["task"](features=x, frame=tf.cast(f, tf.uint8))["logits"], **kwargs)
 
     def _change(self, current, key, flow, scale):
+        return float(self._change_fn(current, key, tf.convert_to_tensor(flow), tf.convert_to_tensor(scale)))
+
+    def _change_measure(self, current, key, flow, scale):
         if self.measure == "flow":
-            return float(tf.reduce_mean(tf.norm(flow, axis=-1)))
+            return tf.reduce_mean(tf.norm(flow, axis=-1))
         if self.measure == "scale":
-            return float(tf.reduce_mean(tf.abs(1.0 - scale)))
+            return tf.reduce_mean(tf.abs(1.0 - scale))
         # warp error at 1/8 of the frame: the key frame warped to the current one by the flow
-        h, w = int(current.shape[1]) // 8, int(current.shape[2]) // 8
-        grey = lambda x: tf.image.resize(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32)), (h, w),  # noqa: E731
+        size = tf.shape(current)[1:3] // 8
+        grey = lambda x: tf.image.resize(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32)), size,  # noqa: E731
                                          antialias=True)
-        flow8 = tf.image.resize(flow, (h, w)) * (h / int(flow.shape[1]))
+        flow8 = tf.image.resize(flow, size) * (tf.cast(size[0], tf.float32) / tf.cast(tf.shape(flow)[1], tf.float32))
         warped = backward_warp(grey(key), flow8)
-        return float(tf.reduce_mean(tf.abs(warped - grey(current)))) / 255.0
+        return tf.reduce_mean(tf.abs(warped - grey(current))) / 255.0
 
     def run(self, frames):
         """Yields ``(index, output, is_key)`` for every frame of ``frames`` (an iterable of uint8
@@ -134,7 +140,7 @@ class DFFVideoRunner:
                 current = features
             else:
                 since_key += 1
-                current = self._warp([features, flow, scale])
+                current = self._warp(features, flow, scale)
             yield i, np.asarray(self.task(current, frame))[0], is_key
 
 

@@ -3,6 +3,9 @@
 * :class:`PredictClient` (:mod:`tfvideo.serving.client`): ``Predict``, ``GetModelMetadata`` and
   ``GetModelStatus`` against TensorFlow Serving (or the development server), numpy in and out, large
   messages, retries on ``UNAVAILABLE``, :class:`ServingError` with the gRPC code.
+* :class:`ServedSignatures` (:mod:`tfvideo.serving.signatures`): a served model's signatures as a
+  loaded SavedModel's ``signatures`` mapping (``name -> callable(**inputs) -> dict``), so code written
+  for ``tf.saved_model.load`` (e.g. ``DFFVideoRunner.from_signatures``) runs against TF Serving.
 * :class:`DevServer` (:mod:`tfvideo.serving.dev_server`, ``python -m tfvideo.serving.dev_server``): a
   development/test server implementing those RPCs with the same protos over ``tf.saved_model.load``,
   for machines without the ``tensorflow_model_server`` binary. Not a replacement for TF Serving.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from tfvideo.serving.client import PredictClient, ServingError, VersionStatus, call_with_retries
 
-__all__ = ["DevServer", "PredictClient", "ServingError", "VersionStatus", "call_with_retries"]
+__all__ = ["DevServer", "PredictClient", "ServedSignatures", "ServingError", "VersionStatus", "call_with_retries"]
 
 
 def __getattr__(name):
@@ -29,4 +32,8 @@ def __getattr__(name):
         from tfvideo.serving.dev_server import DevServer
 
         return DevServer
+    if name == "ServedSignatures":
+        from tfvideo.serving.signatures import ServedSignatures
+
+        return ServedSignatures
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
