@@ -284,6 +284,24 @@ def test_dense_segmentation(data):
     np.testing.assert_array_equal(labels[1], 0)
 
 
+def test_read_videos_whole_with_labels_and_flows(data):
+    seg = list(pipeline.read_videos([data["seg"]], segmentation=True))
+    assert len(seg) == 2
+    assert seg[0]["frames"].shape == (4, H, W, 3) and seg[0]["frames"].dtype == np.uint8
+    np.testing.assert_array_equal(_ids(seg[0]["frames"]), [0, 1, 2, 3])
+    np.testing.assert_array_equal(seg[0]["segmentation_frame_index"], [1, 3])
+    np.testing.assert_array_equal(seg[0]["segmentations"], _seg_maps())      # 255 kept as it is
+    assert seg[1]["segmentations"].shape == (0, H, W)                       # a video without labels
+    flow = next(pipeline.read_videos([data["flow"]], flow=True))
+    index, flows, valid = _flows()
+    np.testing.assert_array_equal(flow["flow_frame_index"], index)
+    np.testing.assert_array_equal(flow["flow_valid"], valid)
+    np.testing.assert_allclose(flow["flows"], np.where(valid[..., None], flows, 0))
+    assert [v["video_id"] for v in pipeline.read_videos(data["action"], "train", limit=2)] == ["v0", "v1"]
+    with pytest.raises(ValueError, match="limit"):
+        next(pipeline.read_videos([data["seg"]], limit=0))
+
+
 def test_dense_colour(data):
     ds = pipeline.dense_dataset(data["grid"], target="colour", training=False, batch_size=2,
                                 num_frames=2, size=(16, 16))

@@ -67,7 +67,7 @@ import tensorflow as tf
 from tfvideo.data import augment, sampling, schema
 from tfvideo.data.shards import shard_files
 
-__all__ = ["list_shards", "read_records", "clip_dataset", "segment_dataset", "pair_dataset",
+__all__ = ["list_shards", "read_records", "read_videos", "clip_dataset", "segment_dataset", "pair_dataset",
            "dense_dataset", "CROPS", "TARGETS"]
 
 CROPS = ("tsn", "random_resized", "random", "center")
@@ -108,6 +108,36 @@ def read_records(data, split=None, *, training=False, seed=None, deterministic=N
     ds = ds.map(lambda s: schema.parse_sequence_example(s, flow=flow, segmentation=segmentation),
                 num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return ds.cache() if cache else ds
+
+
+def read_videos(data, split=None, *, segmentation=False, flow=False, limit=None):
+    """Whole videos from shards, one at a time, in shard order, as NumPy (for streaming inference such
+    as :class:`tfvideo.models.dff_runner.DFFVideoRunner`, which walks every frame of a video).
+
+    Yields dicts: ``video_id`` (str), ``frames`` uint8 ``(T, H, W, 3)``; with ``segmentation``:
+    ``segmentations`` uint8 ``(L, H, W)`` (255 = ignore) and ``segmentation_frame_index`` int64
+    ``(L,)``; with ``flow``: ``flows`` float32 ``(F, H, W, 2)`` (0 where unknown), ``flow_valid`` bool
+    ``(F, H, W)`` and ``flow_frame_index`` ``(F,)``. ``limit``: at most that many videos.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None; got {limit!r}")
+    ds = read_records(data, split, deterministic=True, flow=flow, segmentation=segmentation)
+    if limit is not None:
+        ds = ds.take(limit)
+    for record in ds:
+        out = {"video_id": record[schema.VIDEO_ID].numpy().decode(),
+               "frames": schema.decode_frames(record[schema.IMAGE]).numpy()}
+        if segmentation:
+            out["segmentation_frame_index"] = record[schema.SEGMENTATION_INDEX].numpy()
+            out["segmentations"] = (schema.decode_segmentations(record[schema.SEGMENTATION]).numpy()
+                                    if len(out["segmentation_frame_index"]) else
+                                    np.zeros((0, *out["frames"].shape[1:3]), np.uint8))
+        if flow:
+            h, w = out["frames"].shape[1:3]
+            out["flow_frame_index"] = record[schema.FLOW_INDEX].numpy()
+            flows, valid = schema.decode_flows(record[schema.FLOW], h, w)
+            out["flows"], out["flow_valid"] = flows.numpy(), valid.numpy()
+        yield out
 
 
 def _check_choice(value, choices, arg):
