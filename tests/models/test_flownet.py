@@ -296,6 +296,29 @@ def test_dff_weights_npz_equals_params_and_the_model_runs(dff_loaded, tmp_path):
     np.testing.assert_allclose(out["scale"].numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_dff_code_flow_order_predicts_from_the_averaged_concat5(dff_loaded):
+    """``flow_order="dff_code"``: ``flow`` = 2.5 x Convolution5 (3x3, pad 1) of the 2 x 2 averaged Concat5,
+    the DFF code's network, with the loaded weights; the default applies it at 1/8 and averages after."""
+    from tfvideo.models.flownet import load_flownet_weights
+
+    net, ckpt, _, path = dff_loaded
+    code = flownet("s", feature_channels=1024, frame_size=(128, 128), flow_order="dff_code", name="flownet")
+    load_flownet_weights(code, path)
+    frames = pair(b=1, h=128, w=128)
+    concat5 = keras.Model(code.input, code.get_layer("concat2").output)(frames).numpy()[0].astype(np.float64)
+    pooled = concat5.reshape(8, 2, 8, 2, -1).mean(axis=(1, 3)).transpose(2, 0, 1)
+    expected = 2.5 * caffe_conv(pooled, ckpt["Convolution5_weight"], ckpt["Convolution5_bias"], stride=1, pad=1)
+    out = code(frames)
+    np.testing.assert_allclose(out["flow"].numpy()[0].transpose(2, 0, 1), expected, rtol=1e-4, atol=1e-3)
+    at8 = caffe_conv(concat5.transpose(2, 0, 1), ckpt["Convolution5_weight"], ckpt["Convolution5_bias"], 1, 1)
+    np.testing.assert_allclose(out["flow_stride8"].numpy()[0].transpose(2, 0, 1), 40 * at8, rtol=1e-4, atol=1e-2)
+    paper = net(frames)["flow"].numpy()[0].transpose(2, 0, 1)   # average after the prediction: another number
+    np.testing.assert_allclose(paper, 2.5 * at8.reshape(2, 8, 2, 8, 2).mean(axis=(2, 4)), rtol=1e-4, atol=1e-3)
+    assert np.abs(paper - expected).max() > 1e-2
+    with pytest.raises(ValueError, match="flow_order"):
+        flownet("s", flow_order="caffe")
+
+
 def test_dff_weights_errors(dff_loaded, tmp_path):
     from tfvideo.models.flownet import load_flownet_weights
 

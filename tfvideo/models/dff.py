@@ -373,7 +373,7 @@ FIX = (None, "n", "f")
 
 
 def dff_segmenter(backbone, num_classes, *, flow="s", task_layers=1, fix=None, weights=None,
-                  frame_size=(None, None), channels=None, frozen_batch_norm=None, name=None):
+                  frame_size=(None, None), channels=None, frozen_batch_norm=None, flow_order="paper", name=None):
     """Deep Feature Flow for segmentation on frame pairs (Sec. 3, Fig. 2b; training as in Sec. 3).
 
     ``frames`` uint8 ``(B, 2, H, W, 3)`` = (key frame ``I_k``, current frame ``I_i``), the order of
@@ -395,6 +395,8 @@ def dff_segmenter(backbone, num_classes, *, flow="s", task_layers=1, fix=None, w
         ("SFF" and "DFF separate" train the parts apart: a recipe choice; "Frame" is
         :func:`frame_segmenter`.)
       frame_size: ``(H, W)``, ``None`` for sizes known only at run time.
+      flow_order: where F's last flow prediction sits (:data:`tfvideo.models.flownet.FLOW_ORDERS`):
+        ``"paper"`` (Sec. 4) or ``"dff_code"`` (the released code's, for its checkpoints).
 
     Nested models (for weights and the runner): N_feat is layer ``n_feat``, N_task ``n_task``, F
     ``flownet``.
@@ -410,7 +412,7 @@ def dff_segmenter(backbone, num_classes, *, flow="s", task_layers=1, fix=None, w
                                     frozen_batch_norm=frozen_batch_norm)
     n_feat.name, n_task.name = "n_feat", "n_task"
     flow_net = flownet(flow, feature_channels=int(n_feat.output.shape[-1]), frame_size=(height, width),
-                       name="flownet")
+                       flow_order=flow_order, name="flownet")
     pairs = keras.Input((2, height, width, 3), dtype="uint8", name="frames")
     key = PairFrame(0, name="key_frame")(pairs)
     current = PairFrame(1, name="current_frame")(pairs)

@@ -92,8 +92,9 @@ RGB minus ``PIXEL_MEANS``, and ``get_flownet(img_cur, img_ref)`` concatenates cu
 which is :class:`FlowNetInput`'s order. ``Convolution5_scale_bias`` must be DFF's fixed 1 (ours is the
 ``Rescaling`` offset). Only FlowNetS has released weights. The tests check conv1, a deconvolution and the
 scale field against NumPy transcriptions of Caffe/MXNet's operators; everything up to ``Concat5`` and the
-scale field are DFF's network, but ``flow`` is not bit for bit: ``Convolution5`` runs here at 1/8 before
-the 2 x 2 average, in DFF after it (above).
+scale field are DFF's network; ``flow`` is too with ``flownet(..., flow_order="dff_code")``
+(``Convolution5`` after the 2 x 2 average, as the DFF code has it; the default ``"paper"`` order applies
+it at 1/8 before the average, which the Flying-Chairs FlowNet was trained for).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ import numpy as np
 
 from tfvideo.layers.flownet import DFF_MEAN_RGB, FlowNetInput
 
-__all__ = ["flownet", "VARIANTS", "FLOW_DIV", "SIZE_MULTIPLE", "MXNET_FLOWNET_S", "load_flownet_weights",
+__all__ = ["flownet", "VARIANTS", "FLOW_ORDERS", "FLOW_DIV", "SIZE_MULTIPLE", "MXNET_FLOWNET_S", "load_flownet_weights",
            "read_mxnet_params"]
 
 #: FlowNet's flow scaling: the network predicts flow / 20 in pixels of its (half-size) input.
@@ -125,6 +126,9 @@ _DECONV_S = (512, 256, 128, 64)
 _SKIPS = ("conv5_1", "conv4_1", "conv3_1", "conv2")
 
 VARIANTS = ("s", "half", "inception", "tiny")
+#: Where the last flow prediction sits (module docstring): ``"paper"`` at 1/8 then halved, ``"dff_code"``
+#: on the 2 x 2 averaged ``Concat5`` (the released DFF code, what its checkpoints were fine-tuned with).
+FLOW_ORDERS = ("paper", "dff_code")
 #: Width divisor of every layer but the 2-channel flow layers (inception: of its conv1 and refinement).
 _DIV = {"s": 1, "half": 2, "inception": 2, "tiny": 8}
 
@@ -183,7 +187,8 @@ def _encoder(x, variant):
 
 
 def _refinement(x, skips, variant):
-    """FlowNet's refinement from conv6_1 to conv2's scale; returns (Concat5, its flow prediction)."""
+    """FlowNet's refinement from conv6_1 to conv2's scale; returns (Concat5, the layer predicting the
+    flow from it, ``predict_flow2``)."""
     div = _DIV[variant]
     flow = keras.layers.Conv2D(2, 3, padding="same", name="predict_flow6")(x)
     for level, (skip, filters) in enumerate(zip(_SKIPS, _DECONV_S)):
@@ -193,12 +198,14 @@ def _refinement(x, skips, variant):
         up_flow = keras.layers.Conv2DTranspose(2, 4, 2, padding="same",
                                                name=f"upsample_flow{up + 1}to{up}")(flow)
         x = keras.layers.Concatenate(name=f"concat{up}")([skips[skip], deconv, up_flow])
-        flow = keras.layers.Conv2D(2, 3, padding="same", name=f"predict_flow{up}")(x)
-    return x, flow
+        predict = keras.layers.Conv2D(2, 3, padding="same", name=f"predict_flow{up}")
+        if up > 2:
+            flow = predict(x)
+    return x, predict
 
 
 def flownet(variant="s", *, feature_channels=1024, mean=DFF_MEAN_RGB, frame_size=(None, None),
-            name=None):
+            flow_order="paper", name=None):
     """DFF's flow network ``F`` with the scale field ``S`` (module docstring: layers, units, outputs).
 
     Args:
@@ -209,6 +216,10 @@ def flownet(variant="s", *, feature_channels=1024, mean=DFF_MEAN_RGB, frame_size
       mean: per-channel RGB mean subtracted before the division by 255 (DFF's ``PIXEL_MEANS``).
       frame_size: ``(H, W)`` of the ``frames`` input, ``None`` for unknown; known sizes must be
         multiples of :data:`SIZE_MULTIPLE` (128).
+      flow_order: ``"paper"`` (default: the last prediction at 1/8, then the parameter-free resize to
+        1/16, Sec. 4) or ``"dff_code"`` (the same ``predict_flow2`` layer applied to the 2 x 2 averaged
+        ``Concat5`` for ``flow``, as the released code does: use it with DFF's checkpoints for their exact
+        network; ``flow_stride8`` stays that layer at 1/8).
       name: model name (default ``"flownet_<variant>"``).
 
     Returns:
@@ -218,6 +229,8 @@ def flownet(variant="s", *, feature_channels=1024, mean=DFF_MEAN_RGB, frame_size
     """
     if variant not in VARIANTS:
         raise ValueError(f"`variant` must be one of {VARIANTS}; got {variant!r}")
+    if flow_order not in FLOW_ORDERS:
+        raise ValueError(f"`flow_order` must be one of {FLOW_ORDERS}; got {flow_order!r}")
     if isinstance(feature_channels, bool) or not isinstance(feature_channels, int) or feature_channels < 1:
         raise ValueError(f"`feature_channels` must be a positive int; got {feature_channels!r}")
     try:
@@ -231,11 +244,15 @@ def flownet(variant="s", *, feature_channels=1024, mean=DFF_MEAN_RGB, frame_size
     frames = keras.Input((2, height, width, 3), dtype="uint8", name="frames")
     x = FlowNetInput(mean=mean, multiple=SIZE_MULTIPLE, name="flownet_input")(frames)
     x, skips = _encoder(x, variant)
-    concat5, prediction = _refinement(x, skips, variant)       # stride 4 of the half-size input
+    concat5, predict = _refinement(x, skips, variant)          # stride 4 of the half-size input
+    prediction = predict(concat5)
     flow8 = keras.layers.Rescaling(2.0 * FLOW_DIV, name="flow_stride8")(prediction)
-    flow16 = keras.layers.AveragePooling2D(2, name="resize_flow")(prediction)
-    flow16 = keras.layers.Rescaling(FLOW_DIV / 8.0, name="flow")(flow16)       # DFF's x 2.5
     pooled = keras.layers.AveragePooling2D(2, name="resize_concat5")(concat5)
+    if flow_order == "paper":   # predict at 1/8, then the parameter-free resize by half (Sec. 4)
+        flow16 = keras.layers.AveragePooling2D(2, name="resize_flow")(prediction)
+    else:                       # the DFF code: Convolution5 on the averaged Concat5
+        flow16 = predict(pooled)
+    flow16 = keras.layers.Rescaling(FLOW_DIV / 8.0, name="flow")(flow16)       # DFF's x 2.5
     scale = keras.layers.Conv2D(feature_channels, 1, use_bias=False, kernel_initializer="zeros",
                                 name="scale_conv")(pooled)
     scale = keras.layers.Rescaling(1.0, offset=1.0, name="scale")(scale)        # fixed bias 1
