@@ -85,6 +85,9 @@ def test_runner_on_the_exported_signatures_matches_keras(model, tmp_path):
         loaded = tf.saved_model.load(path)
         frames = _clip(3, 7)
         keras_out = list(DFFVideoRunner.from_model(model, key_interval=3).run(frames))
+        xla_out = list(DFFVideoRunner.from_model(model, key_interval=3, jit_compile=True).run(frames))
+        for (_, a, _), (_, b, _) in zip(keras_out, xla_out):  # the XLA-compiled parts compute the same
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
         served = DFFVideoRunner.from_signatures(loaded, key_interval=3)
         served_out = list(served.run(frames))
         assert served.key_frames == [0, 3, 6] and served.feature_calls == 3

@@ -73,20 +73,22 @@ class DFFVideoRunner:
         self._change_fn = tf.function(self._change_measure, reduce_retracing=True)
 
     @classmethod
-    def from_model(cls, model, **kwargs):
+    def from_model(cls, model, *, jit_compile=False, **kwargs):
         """A runner on a :func:`tfvideo.models.dff.dff_segmenter` model (its layers ``n_feat``,
-        ``n_task``, ``flownet``), each part a ``tf.function``."""
+        ``n_task``, ``flownet``), each part a ``tf.function`` (``jit_compile=True``: XLA-compiled, one
+        compilation per frame size; it fuses the many small operations of a small flow network)."""
         n_feat, n_task, flow_net = (model.get_layer(n) for n in ("n_feat", "n_task", "flownet"))
         crop = CropToFrame()
+        # XLA needs static shapes: each frame size is its own trace (reduce_retracing would relax them)
+        graph = dict(jit_compile=True) if jit_compile else dict(reduce_retracing=True)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(**graph)
         def motion(current, key):
             out = flow_net(tf.stack([current, key], axis=1), training=False)
             return out["flow"], out["scale"]
 
-        return cls(tf.function(lambda f: n_feat(f, training=False), reduce_retracing=True), motion,
-                   tf.function(lambda x, f: crop([n_task(x, training=False), f]), reduce_retracing=True),
-                   **kwargs)
+        return cls(tf.function(lambda f: n_feat(f, training=False), **graph), motion,
+                   tf.function(lambda x, f: crop([n_task(x, training=False), f]), **graph), **kwargs)
 
     @classmethod
     def from_signatures(cls, loaded, **kwargs):
