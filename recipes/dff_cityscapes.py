@@ -694,28 +694,18 @@ def export_model(model, cfg, num_classes, export, quiet):
 
 # -------------------------------------------------------------------------------------------- run ----
 def main(argv=None):
-    from tfvideo.cli import timed_log
+    from recipes.harness import begin
 
     parser = build_parser()
     args = parser.parse_args(argv)
     cfg = resolve(args)
-    for problem in check_args(args, cfg):  # before any work: nothing written yet
-        parser.error(problem)
-    log = timed_log()
+    log, strategy, chief, run_dir, data = begin(
+        parser, args, cfg, check_args(args, cfg),
+        lambda log, chief, workers: prepare_data(args, cfg, log, chief=chief, workers=workers))
 
-    from recipes.harness import start_run
     from tfvideo import training
     from tfvideo.models.dff import speedup
 
-    strategy, chief, run_dir = start_run(parser, args, cfg, log)
-
-    import keras
-
-    keras.utils.set_random_seed(cfg["seed"])
-    try:
-        data = prepare_data(args, cfg, log, chief=chief, workers=training.num_workers(strategy))
-    except ValueError as err:
-        parser.error(str(err))
     h, w = cfg["size"]
     log(f"run dir: {run_dir.path}; N_feat {cfg['backbone']} ({cfg['weights'] or 'random init'}), F {cfg['flow']}, "
         f"frames {h}x{w}, batch {cfg['batch_size']}, {cfg['optimizer']} lr {cfg['lr']:g} (/10 after 3/4); "

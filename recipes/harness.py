@@ -1,4 +1,5 @@
-"""The start every recipe shares: strategy first, then the run folder, then the config on disk."""
+"""The start every recipe shares: arguments checked, strategy first, then the run folder, the config on
+disk, the seed and the shards."""
 
 from __future__ import annotations
 
@@ -27,3 +28,28 @@ def start_run(parser, args, cfg, log):
         atomic_write_json(run_dir.config_path, cfg)
     log(f"strategy: {training.describe_strategy(strategy)}; global batch {cfg['batch_size']}")
     return strategy, chief, run_dir
+
+
+def begin(parser, args, cfg, problems, prepare):
+    """The opening of a recipe's ``main``: ``problems`` (the recipe's argument checks, found before any
+    work) end the program through ``parser.error``; then the log, :func:`start_run`, the seed and the
+    shards (``prepare(log, chief, workers)``; a ``ValueError`` from it, e.g. shards of that folder made
+    with other writer settings, is a ``parser.error`` too). Returns ``(log, strategy, chief, run_dir,
+    data)`` where ``data`` is what ``prepare`` returned."""
+    from tfvideo.cli import timed_log
+
+    for problem in problems:  # before any work: nothing written yet
+        parser.error(problem)
+    log = timed_log()
+    strategy, chief, run_dir = start_run(parser, args, cfg, log)
+
+    import keras
+
+    from tfvideo import training
+
+    keras.utils.set_random_seed(cfg["seed"])
+    try:
+        data = prepare(log, chief, training.num_workers(strategy))
+    except ValueError as err:
+        parser.error(str(err))
+    return log, strategy, chief, run_dir, data

@@ -248,30 +248,19 @@ def flow_images(model, batch):
 
 
 def run(argv, dataset, description):
+    from recipes.harness import begin  # the strategy first: multi-worker needs it before TF starts
+
     parser = build_parser(dataset, description)
     args = parser.parse_args(argv)
     cfg = resolve(args, dataset)
-    for problem in check_args(args, cfg, dataset):  # before any work: nothing written yet
-        parser.error(problem)
-    log = cli_log()
+    log, strategy, chief, run_dir, (shards, classes) = begin(
+        parser, args, cfg, check_args(args, cfg, dataset),
+        lambda log, chief, workers: prepare_data(args, cfg, dataset, log, chief=chief, workers=workers))
 
-    from recipes.harness import start_run  # the strategy first: multi-worker needs it before TF starts
-    from tfvideo import training
-
-    strategy, chief, run_dir = start_run(parser, args, cfg, log)
-
-    import keras
     import tensorflow as tf
 
-    from tfvideo import evaluation, export
+    from tfvideo import evaluation, export, training
     from tfvideo.models import tvnet as tvmodels
-
-    keras.utils.set_random_seed(cfg["seed"])
-    try:
-        shards, classes = prepare_data(args, cfg, dataset, log, chief=chief,
-                                       workers=training.num_workers(strategy))
-    except ValueError as err:  # e.g. shards of this folder made with other writer settings
-        parser.error(str(err))
     train_ds, test_ds = datasets(shards, cfg, eval_only_batches=1 if args.dry_run else None)
     size = (cfg["size"], cfg["size"])
     # no check_finite here: the frames are uint8 (decoded JPEG), which cannot hold NaN or inf, and
@@ -351,8 +340,3 @@ def run(argv, dataset, description):
     return {"config": cfg, "results": summary, "export": path, "run_dir": str(run_dir.path),
             "model": plain}
 
-
-def cli_log():
-    from tfvideo.cli import timed_log
-
-    return timed_log()

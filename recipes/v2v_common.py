@@ -482,27 +482,16 @@ def _paper_lines(cfg):
 
 
 def run(argv, task, description):
-    from tfvideo.cli import timed_log
+    from recipes.harness import begin  # the strategy first: multi-worker needs it before TF starts
 
     parser = build_parser(task, description)
     args = parser.parse_args(argv)
     cfg = resolve(args, task)
-    for problem in check_args(args, cfg):  # before any work: nothing written yet
-        parser.error(problem)
-    log = timed_log()
+    log, strategy, chief, run_dir, data = begin(
+        parser, args, cfg, check_args(args, cfg),
+        lambda log, chief, workers: prepare_data(args, cfg, log, chief=chief, workers=workers))
 
-    from recipes.harness import start_run  # the strategy first: multi-worker needs it before TF starts
     from tfvideo import training
-
-    strategy, chief, run_dir = start_run(parser, args, cfg, log)
-
-    import keras
-
-    keras.utils.set_random_seed(cfg["seed"])
-    try:
-        data = prepare_data(args, cfg, log, chief=chief, workers=training.num_workers(strategy))
-    except ValueError as err:
-        parser.error(str(err))
     classes = data["classes"]
     num_classes = len(classes) if task == "segmentation" else 0
     train_shards = data["teacher"] if task == "flow" else data["exact"]

@@ -64,7 +64,6 @@ TensorShape([1, 64, 96, 5])
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from tfvideo.layers.dff import BilinearUpsampling, CropToFrame, KeyOrPropagated, PairFrame
 from tfvideo.layers.feature_warp import FeatureWarp
