@@ -44,10 +44,13 @@ class Item:
         """Return the keyword arguments of :func:`~tfvideo.data.schema.make_sequence_example`.
 
         ``frames`` (uint8 RGB ``(T, H, W, 3)``), ``fps`` and optionally ``flows``,
-        ``flow_frame_index``, ``flow_valid``, ``segmentations``, ``segmentation_frame_index``;
+        ``flow_frame_index``, ``flow_valid``, ``segmentations``, ``segmentation_frame_index``,
+        and the detection keys ``boxes (M, 4)``, ``box_labels (M,)``, ``box_frames (M,)``,
+        ``box_tracks (M,)``, ``box_frame_index (A,)`` (:mod:`tfvideo.data.schema`, "Boxes");
         ``label``/``label_text``/``video_id`` are filled in by the writer from the item. Frames are
         resized so their shorter side is ``short_side`` (dense targets resized consistently: flow
-        vectors scaled, label maps nearest-neighbour) and, for videos, subsampled to ``fps``.
+        vectors scaled, label maps nearest-neighbour, boxes scaled by
+        :func:`tfvideo.data.detection_sets.scale_boxes`) and, for videos, subsampled to ``fps``.
         Raises :class:`ReadError` when the example cannot be read.
         """
         raise NotImplementedError

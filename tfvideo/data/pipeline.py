@@ -16,6 +16,8 @@ builder                  inputs (uint8 unless said)                  labels
 :func:`dense_dataset`    ``(B, T, H, W, 3)`` clips; for ``colour``   ``flow`` ``(B, T, H, W, 2)``,
                          the input is grey ``(B, T, H, W, 1)``       ``segmentation`` ``(B, T, H, W)``
                                                                      or ``colour`` ``(B, T, H, W, 3)``
+:func:`detection_pair_   ``(B, 2, H, W, 3)`` as ``pair_dataset``,    ``{"boxes" (B, N, 4), "labels"
+dataset`                 over the frames annotated with boxes        (B, N) (-1 pad), "num_boxes"}``
 =======================  ==========================================  ===============================
 
 Dense targets come as ``(inputs, labels, sample_weight)``: the weight is 0 where the target is
@@ -68,7 +70,7 @@ from tfvideo.data import augment, sampling, schema
 from tfvideo.data.shards import shard_files
 
 __all__ = ["list_shards", "read_records", "read_videos", "clip_dataset", "segment_dataset", "pair_dataset",
-           "dense_dataset", "CROPS", "TARGETS"]
+           "dense_dataset", "detection_pair_dataset", "transform_boxes", "CROPS", "TARGETS"]
 
 CROPS = ("tsn", "random_resized", "random", "center")
 TARGETS = ("flow", "segmentation", "colour")
@@ -94,7 +96,7 @@ def list_shards(data, split=None):
 
 
 def read_records(data, split=None, *, training=False, seed=None, deterministic=None,
-                 cycle_length=4, flow=False, segmentation=False, cache=False):
+                 cycle_length=4, flow=False, segmentation=False, detection=False, cache=False):
     """Parsed records (dicts of schema keys, frames still JPEG-encoded) from shards.
 
     Training shuffles the file order every epoch (seeded when ``seed`` is given).
@@ -105,23 +107,28 @@ def read_records(data, split=None, *, training=False, seed=None, deterministic=N
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
                        block_length=1, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.map(lambda s: schema.parse_sequence_example(s, flow=flow, segmentation=segmentation),
+    ds = ds.map(lambda s: schema.parse_sequence_example(s, flow=flow, segmentation=segmentation,
+                                                        detection=detection),
                 num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return ds.cache() if cache else ds
 
 
-def read_videos(data, split=None, *, segmentation=False, flow=False, limit=None):
+def read_videos(data, split=None, *, segmentation=False, flow=False, detection=False, limit=None):
     """Whole videos from shards, one at a time, in shard order, as NumPy (for streaming inference such
     as :class:`tfvideo.models.dff_runner.DFFVideoRunner`, which walks every frame of a video).
 
     Yields dicts: ``video_id`` (str), ``frames`` uint8 ``(T, H, W, 3)``; with ``segmentation``:
     ``segmentations`` uint8 ``(L, H, W)`` (255 = ignore) and ``segmentation_frame_index`` int64
     ``(L,)``; with ``flow``: ``flows`` float32 ``(F, H, W, 2)`` (0 where unknown), ``flow_valid`` bool
-    ``(F, H, W)`` and ``flow_frame_index`` ``(F,)``. ``limit``: at most that many videos.
+    ``(F, H, W)`` and ``flow_frame_index`` ``(F,)``; with ``detection``: ``boxes`` float32 ``(M, 4)``
+    (``x1, y1, x2, y2``, inclusive corners, stored-frame pixels), ``box_labels``, ``box_frames``,
+    ``box_tracks`` int64 ``(M,)`` and ``box_frame_index`` int64 ``(A,)`` (the annotated frames).
+    ``limit``: at most that many videos.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int or None; got {limit!r}")
-    ds = read_records(data, split, deterministic=True, flow=flow, segmentation=segmentation)
+    ds = read_records(data, split, deterministic=True, flow=flow, segmentation=segmentation,
+                      detection=detection)
     if limit is not None:
         ds = ds.take(limit)
     for record in ds:
@@ -137,6 +144,11 @@ def read_videos(data, split=None, *, segmentation=False, flow=False, limit=None)
             out["flow_frame_index"] = record[schema.FLOW_INDEX].numpy()
             flows, valid = schema.decode_flows(record[schema.FLOW], h, w)
             out["flows"], out["flow_valid"] = flows.numpy(), valid.numpy()
+        if detection:
+            for key, name in ((schema.DETECTION_BOX, "boxes"), (schema.DETECTION_LABEL, "box_labels"),
+                              (schema.DETECTION_FRAME, "box_frames"), (schema.DETECTION_TRACK, "box_tracks"),
+                              (schema.DETECTION_INDEX, "box_frame_index")):
+                out[name] = record[key].numpy()
         yield out
 
 
@@ -224,23 +236,62 @@ class _Options:
         return {k: tf.stack([v[k] for v in views]) for k in views[0]}
 
     def build(self, data, split, sample_fn, structure, batch_size, *, drop_remainder=None,
-              with_video_id=False, flow=False, segmentation=False):
+              with_video_id=False, flow=False, segmentation=False, detection=False):
         """Read the shards (:func:`read_records`) and :meth:`finish` the pipeline."""
         records = read_records(data, split, training=self.training, seed=self.seed,
                                deterministic=self.deterministic, cycle_length=self.cycle_length,
-                               flow=flow, segmentation=segmentation, cache=self.cache)
+                               flow=flow, segmentation=segmentation, detection=detection,
+                               cache=self.cache)
         return self.finish(records, sample_fn, structure, batch_size,
-                           drop_remainder=drop_remainder, with_video_id=with_video_id)
+                           drop_remainder=drop_remainder, with_video_id=with_video_id,
+                           boxes=detection)
+
+    def augment_with_boxes(self, sample, seed):
+        """:meth:`augment` for a sample that also holds ``boxes``/``box_labels``/``num_boxes`` of its
+        one annotated frame: the same resize, crop and flip (same seeds and draws as :meth:`augment`),
+        applied to the boxes too by :func:`transform_boxes`."""
+        seeds = sampling.split_seed(seed, 3)
+        hw0 = tf.shape(sample[augment.FRAMES])[1:3]
+        if self.resize_short_side:
+            sample = augment.resize_short_side(sample, self.resize_short_side)
+        hw = tf.shape(sample[augment.FRAMES])[1:3]
+        box = self.train_box(hw[0], hw[1], seeds[0])
+        sample = augment.crop_and_resize(sample, box, self.size)
+        flip = tf.constant(False)
+        if self.flip:  # the draw of augment.random_flip_left_right
+            flip = tf.random.stateless_uniform([], sampling.split_seed(seeds[1])) < 0.5
+            spatial = {augment.FRAMES: sample[augment.FRAMES]}
+            sample[augment.FRAMES] = tf.cond(flip, lambda: augment.flip_left_right(spatial),
+                                             lambda: dict(spatial))[augment.FRAMES]
+        if self.color_jitter:
+            sample[augment.FRAMES] = augment.color_jitter(sample[augment.FRAMES], seed=seeds[2],
+                                                          **self.color_jitter)
+        return _transform_sample_boxes(sample, hw0, hw, box, self.size, flip)
+
+    def views_with_boxes(self, sample):
+        """Evaluation view of a sample with boxes: the optional resize then the centre crop (one
+        view, stacked on a new leading axis as :meth:`views_of` does)."""
+        hw0 = tf.shape(sample[augment.FRAMES])[1:3]
+        if self.resize_short_side:
+            sample = augment.resize_short_side(sample, self.resize_short_side)
+        hw = tf.shape(sample[augment.FRAMES])[1:3]
+        box = augment.center_crop_box(hw[0], hw[1], self.size)
+        view = _transform_sample_boxes(augment.crop_and_resize(sample, box, self.size), hw0, hw, box,
+                                       self.size, tf.constant(False))
+        return {k: v[None] for k, v in view.items()}
 
     def finish(self, records, sample_fn, structure, batch_size, *, drop_remainder=None,
-               with_video_id=False):
+               with_video_id=False, boxes=False):
         """Sample/decode/augment each record, unfold evaluation views, shuffle, batch, prefetch.
 
         ``sample_fn(record, seed)`` returns a sample dict whose tensors have a leading *clip* axis
         (one clip in training; ``num_clips`` in evaluation); ``structure(sample, with_video_id)``
         turns one clip's sample (plus ``label`` and, in evaluation, ``video_id``) into the
-        model's element.
+        model's element. ``boxes``: samples hold boxes, augmented by :meth:`augment_with_boxes` and
+        viewed by :meth:`views_with_boxes`.
         """
+        augment_fn = self.augment_with_boxes if boxes else self.augment
+        views_fn = self.views_with_boxes if boxes else self.views_of
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if self.training:
@@ -262,10 +313,10 @@ class _Options:
             clips = sample_fn(record, seeds[0])
             label = tf.cast(record[schema.LABEL_INDEX], tf.int32)
             if self.training:
-                sample = self.augment({k: v[0] for k, v in clips.items()}, seeds[1])
+                sample = augment_fn({k: v[0] for k, v in clips.items()}, seeds[1])
                 sample["label"] = label
                 return structure(sample, False)
-            views = tf.map_fn(self.views_of, clips, fn_output_signature={
+            views = tf.map_fn(views_fn, clips, fn_output_signature={
                 k: tf.TensorSpec(None, v.dtype) for k, v in clips.items()})
             flat = {k: tf.reshape(v, tf.concat([[-1], tf.shape(v)[2:]], 0))
                     for k, v in views.items()}  # (clips * views, ...), clip-major
@@ -338,6 +389,76 @@ def _labels_at(record, indices):
 
     return tf.cond(count > 0, decode,
                    lambda: tf.fill(shape, tf.cast(schema.IGNORE_LABEL, tf.uint8)))
+
+
+def _boxes_at(record, frames, max_boxes):
+    """Boxes of frames ``frames`` (P,), padded: ``boxes (P, max_boxes, 4)`` float32 (0 padding),
+    ``labels (P, max_boxes)`` int32 (-1 padding), ``num_boxes (P,)`` int32; boxes in stored order."""
+    box_frames = tf.cast(record[schema.DETECTION_FRAME], tf.int32)
+    boxes = tf.reshape(tf.cast(record[schema.DETECTION_BOX], tf.float32), [-1, 4])
+    labels = tf.cast(record[schema.DETECTION_LABEL], tf.int32)
+    # max_boxes padding entries (frame -1) so that every row has at least max_boxes candidates
+    box_frames = tf.concat([box_frames, tf.fill([max_boxes], -1)], 0)
+    boxes = tf.concat([boxes, tf.zeros([max_boxes, 4])], 0)
+    labels = tf.concat([labels, tf.fill([max_boxes], -1)], 0)
+    match = tf.equal(tf.cast(frames, tf.int32)[:, None], box_frames[None, :])  # (P, M + max_boxes)
+    count = tf.reduce_sum(tf.cast(match, tf.int32), axis=1)
+    check = tf.debugging.assert_less_equal(count, max_boxes, message=(
+        f"a frame holds more boxes than max_boxes={max_boxes}; raise max_boxes"))
+    with tf.control_dependencies([check]):
+        order = tf.argsort(tf.cast(~match, tf.int32), axis=1, stable=True)[:, :max_boxes]
+    inside = tf.range(max_boxes)[None, :] < count[:, None]
+    out_boxes = tf.where(inside[..., None], tf.gather(boxes, order), 0.0)
+    out_labels = tf.where(inside, tf.gather(labels, order), -1)
+    return out_boxes, out_labels, count
+
+
+def transform_boxes(boxes, frame_size, resized_size, crop, size, flip=False):
+    """Boxes of a frame through :func:`tfvideo.data.augment.resize_short_side` (or any resize) to
+    ``resized_size``, :func:`~tfvideo.data.augment.crop_and_resize` of ``crop = (y, x, h, w)`` to
+    ``size`` and an optional horizontal flip, as the pipelines apply them to frames.
+
+    Inclusive corners (:mod:`tfvideo.data.schema`, "Boxes"): a box covers the pixel edges
+    ``[x1, x2 + 1)``; resizes with half-pixel centres map edges linearly (``e' = (e r - x) s``), the crop
+    clips them to ``[0, out_w]``, then ``x1' = left``, ``x2' = right - 1``; a flip maps
+    ``x1'' = out_w - 1 - x2'``, ``x2'' = out_w - 1 - x1'`` (same for ``y``, without flip).
+
+    Returns:
+      ``(boxes float32 (N, 4), keep bool (N,))``: ``keep`` is False for a box whose part inside the
+      crop is less than one output pixel wide or high (its row of ``boxes`` is then meaningless).
+    """
+    boxes = tf.cast(tf.reshape(boxes, [-1, 4]), tf.float32)
+    f = tf.cast(frame_size, tf.float32)
+    r = tf.cast(resized_size, tf.float32) / f  # (ry, rx)
+    crop = tf.cast(crop, tf.float32)
+    out = tf.cast(size, tf.float32)
+    s = out / crop[2:]  # (sy, sx)
+    x1, y1, x2, y2 = tf.unstack(boxes, axis=1)
+    left = tf.maximum((x1 * r[1] - crop[1]) * s[1], 0.0)
+    right = tf.minimum(((x2 + 1.0) * r[1] - crop[1]) * s[1], out[1])
+    top = tf.maximum((y1 * r[0] - crop[0]) * s[0], 0.0)
+    bottom = tf.minimum(((y2 + 1.0) * r[0] - crop[0]) * s[0], out[0])
+    keep = (right - left >= 1.0) & (bottom - top >= 1.0)
+    nx1, nx2 = left, right - 1.0
+    if flip is not False:
+        flip = tf.convert_to_tensor(flip)
+        nx1, nx2 = (tf.where(flip, out[1] - 1.0 - nx2, nx1), tf.where(flip, out[1] - 1.0 - nx1, nx2))
+    return tf.stack([nx1, top, nx2, bottom - 1.0], axis=1), keep
+
+
+def _transform_sample_boxes(sample, frame_hw, resized_hw, crop, size, flip):
+    """Apply :func:`transform_boxes` to a sample's padded ``boxes``/``box_labels``/``num_boxes``;
+    dropped boxes are removed and the kept ones moved to the front (padding: 0 boxes, -1 labels)."""
+    out = dict(sample)
+    boxes, labels, num = sample["boxes"], sample["box_labels"], sample["num_boxes"]
+    capacity = tf.shape(boxes)[0]
+    new, keep = transform_boxes(boxes, frame_hw, resized_hw, crop, size, flip)
+    idx = tf.where(keep & (tf.range(capacity) < num))[:, 0]
+    count = tf.size(idx, out_type=tf.int32)
+    out["boxes"] = tf.pad(tf.gather(new, idx), [[0, capacity - count], [0, 0]])
+    out["box_labels"] = tf.pad(tf.gather(labels, idx), [[0, capacity - count]], constant_values=-1)
+    out["num_boxes"] = count
+    return out
 
 
 def _clip_indices(record, seed, opts, num_frames, stride, num_clips):
@@ -569,3 +690,84 @@ def dense_dataset(data, split=None, *, target, training, size, batch_size, num_f
                       with_video_id=with_video_id,
                       flow=target == "flow", segmentation=target == "segmentation")
 
+
+
+def detection_pair_dataset(data, split=None, *, training, size, batch_size, max_offset=9,
+                           eval_offsets=None, max_boxes=64, with_video_id=False, drop_remainder=None,
+                           crop="random", flip=True, color_jitter=None, resize_short_side=None,
+                           seed=None, deterministic=None, shuffle_buffer=256, cache=False,
+                           cycle_length=4):
+    """Deep Feature Flow detection pairs: (key frame k, annotated frame i), ``0 <= i - k <= max_offset``,
+    with the boxes of frame ``i`` (records with ``detection/*`` keys, :mod:`tfvideo.data.schema`).
+
+    Sampling as :func:`pair_dataset` over the *annotated* frames (``detection/frame_index``; frames
+    annotated with zero boxes included, as all-background samples): training draws one annotated frame
+    and a distance per video; evaluation yields every annotated frame at every distance in
+    ``eval_offsets`` (default ``0..max_offset``). Boxes go through the frames' resize, crop and flip
+    (:func:`transform_boxes`): a box less than one output pixel wide or high inside the crop is
+    dropped, the others are clipped to the crop. Evaluation uses one view, the centre crop of
+    ``size`` (after ``resize_short_side``); to evaluate whole frames, make ``size`` the (resized) frame
+    size. For the devkit's mAP, compare detections with the stored boxes (:func:`read_videos` with
+    ``detection=True``, :func:`tfvideo.detection_eval.vid_map`), mapped back to stored-frame pixels:
+    the small-object IoU threshold depends on box size in pixels.
+
+    Args:
+      max_offset, eval_offsets: as in :func:`pair_dataset`.
+      max_boxes: boxes per element (padding); a frame with more boxes raises an error at run time.
+      with_video_id: inputs become ``{"frames", "video_id", "frame_index", "key_frame_index"}`` (the
+        two frame indices int32, in the stored video).
+      data, split, training, size, batch_size, drop_remainder, crop, flip, color_jitter,
+        resize_short_side, seed, deterministic, shuffle_buffer, cache, cycle_length: see
+        :func:`clip_dataset`.
+
+    Returns:
+      ``(frames uint8 (B, 2, H, W, 3) [key, current], {"boxes": float32 (B, max_boxes, 4)
+      (x1, y1, x2, y2) inclusive corners in output pixels, 0 for padding, "labels": int32
+      (B, max_boxes), -1 for padding, "num_boxes": int32 (B,)})``; kept boxes come first, in stored
+      order.
+    """
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)) or max_boxes < 1:
+        raise ValueError(f"max_boxes must be a positive int, got {max_boxes!r}")
+    max_boxes = int(max_boxes)
+    opts = _Options(training=training, size=size, crop=crop, flip=flip, color_jitter=color_jitter,
+                    resize_short_side=resize_short_side, num_crops=1, flip_views=False,
+                    seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
+                    cache=cache, cycle_length=cycle_length)
+    offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in
+                                                                          eval_offsets]
+    if not offsets or min(offsets) < 0:
+        raise ValueError(f"eval_offsets must be non-negative ints, got {eval_offsets!r}")
+
+    def sample_fn(record, seed):
+        annotated = tf.cast(record[schema.DETECTION_INDEX], tf.int32)
+        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+        check = tf.debugging.assert_positive(tf.size(annotated), message=(
+            "detection_pair_dataset needs records with boxes (detection/frame_index); prepare "
+            "imagenet_vid or objects_detection"))
+        with tf.control_dependencies([check]):
+            annotated = tf.identity(annotated)
+        if opts.training:
+            seeds = sampling.split_seed(seed, 2)
+            i = tf.gather(annotated, sampling.randint(seeds[0], tf.size(annotated)))
+            pairs = sampling.frame_pair_indices(n, i, max_offset=max_offset, training=True,
+                                                seed=seeds[1])[None]
+        else:
+            i, d = tf.meshgrid(annotated, tf.constant(offsets, tf.int32), indexing="ij")
+            i, d = tf.reshape(i, [-1]), tf.reshape(d, [-1])
+            pairs = tf.stack([i - tf.minimum(d, i), i], axis=1)
+        boxes, labels, num = _boxes_at(record, pairs[:, 1], max_boxes)
+        return {augment.FRAMES: _gather_frames(record, pairs), "boxes": boxes, "box_labels": labels,
+                "num_boxes": num, "frame_index": pairs[:, 1], "key_frame_index": pairs[:, 0]}
+
+    def structure(sample, with_id):
+        frames = tf.ensure_shape(sample[augment.FRAMES], [2, *opts.size, 3])
+        targets = {"boxes": tf.ensure_shape(sample["boxes"], [max_boxes, 4]),
+                   "labels": tf.ensure_shape(sample["box_labels"], [max_boxes]),
+                   "num_boxes": tf.ensure_shape(sample["num_boxes"], [])}
+        if with_id:
+            frames = {"frames": frames, "video_id": sample["video_id"],
+                      "frame_index": sample["frame_index"], "key_frame_index": sample["key_frame_index"]}
+        return frames, targets
+
+    return opts.build(data, split, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                      with_video_id=with_video_id, detection=True)

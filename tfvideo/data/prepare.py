@@ -9,10 +9,14 @@ Usage::
 built-in camera-motion set, generated into ``--data-dir``, default ``<out>/videos``, in HMDB51's
 layout and then read by the HMDB51 code), the dense-target sets ``middlebury``, ``sintel``,
 ``cityscapes``, ``gatech``, and ``objects`` (the built-in labelled set with exact flow,
-:mod:`tfvideo.data.objects`, generated the same way in the GATECH-style layout and read by the GATECH
-code with its flows). Writes ``<out>/{split}-XXXXX-of-YYYYY.tfrecord`` and ``<out>/manifest.json``
-(see :mod:`tfvideo.data.shards`). Unreadable videos are skipped and listed at the end and in the
-manifest. The exit code is 1 if no video was written, 2 for bad arguments or layouts.
+:mod:`tfvideo.data.objects`, generated the same way in the GATECH-style layout and read by the
+GATECH code with its flows), and the detection sets ``imagenet_vid`` (ILSVRC2015 VID, splits
+train/val, optionally restricted by ``--image-set SPLIT=FILE``) and ``objects_detection`` (the same
+built-in clips with the box of every visible object instead of labels and flows;
+:mod:`tfvideo.data.detection_sets`). Writes ``<out>/{split}-XXXXX-of-YYYYY.tfrecord`` and
+``<out>/manifest.json`` (see :mod:`tfvideo.data.shards`). Unreadable videos are skipped and listed
+at the end and in the manifest. The exit code is 1 if no video was written, 2 for bad arguments or
+layouts.
 
 Example (the built-in set, about half a minute on 2 cores)::
 
@@ -31,14 +35,15 @@ from tfvideo.data.shards import MANIFEST, VIDEOS_PER_SHARD, make_pool, read_mani
 __all__ = ["DATASETS", "check_reusable", "list_dataset", "prepare", "main", "wait_until_prepared"]
 
 DATASETS = ("hmdb51", "ucf101", "folder", "motion", "middlebury", "sintel", "cityscapes", "gatech",
-            "objects")
+            "objects", "imagenet_vid", "objects_detection")
 #: The built-in sets: generated into ``data_dir`` (default ``<out>/videos``) before listing.
-BUILTIN = ("motion", "objects")
+BUILTIN = ("motion", "objects", "objects_detection")
 #: Dense-target sets: their targets belong to consecutive stored frames (no ``fps`` subsampling).
-DENSE = ("middlebury", "sintel", "cityscapes", "gatech", "objects")
+DENSE = ("middlebury", "sintel", "cityscapes", "gatech", "objects", "imagenet_vid",
+         "objects_detection")
 
 
-def _dense_listing(dataset, root, sintel_pass):
+def _dense_listing(dataset, root, sintel_pass, image_sets=None):
     """Listing for the flow / segmentation sets (one adapter call per split folder present)."""
     calls, classes = {}, []
     if dataset == "middlebury":
@@ -63,10 +68,21 @@ def _dense_listing(dataset, root, sintel_pass):
                                               id_prefix="objects"))
                  for s in ("train", "test") if os.path.isdir(os.path.join(root, s))}
         classes = list(OBJECT_CLASSES)
+    elif dataset == "imagenet_vid":
+        from tfvideo.data.detection_sets import VID_CLASSES, imagenet_vid_items
+        calls = {s: (lambda s=s: imagenet_vid_items(root, s, image_set=(image_sets or {}).get(s)))
+                 for s in ("train", "val") if os.path.isdir(os.path.join(root, "Data", "VID", s))}
+        classes = list(VID_CLASSES)
+    elif dataset == "objects_detection":
+        from tfvideo.data.detection_sets import OBJECTS_DETECTION_CLASSES, objects_detection_items
+        calls = {s: (lambda s=s: objects_detection_items(root, s))
+                 for s in ("train", "test") if os.path.isdir(os.path.join(root, s))}
+        classes = list(OBJECTS_DETECTION_CLASSES)
     if not calls:
-        raise ValueError(f"{root}: no split folders of {dataset} found (see tfvideo.data."
-                         f"{'flow_sets' if dataset in ('middlebury', 'sintel') else 'segmentation_sets'}"
-                         " for the layout)")
+        module = ("flow_sets" if dataset in ("middlebury", "sintel") else "detection_sets"
+                  if dataset in ("imagenet_vid", "objects_detection") else "segmentation_sets")
+        raise ValueError(f"{root}: no split folders of {dataset} found (see tfvideo.data.{module} "
+                         "for the layout)")
     splits, problems = {}, []
     for split, call in calls.items():
         items, probs = call()
@@ -75,8 +91,24 @@ def _dense_listing(dataset, root, sintel_pass):
     return action_sets.Listing(splits, classes, problems)
 
 
-def list_dataset(dataset, data_dir, *, split=1, test_fraction=0.0, sintel_pass="clean"):
-    """The :class:`~tfvideo.data.action_sets.Listing` of ``dataset`` stored at ``data_dir``."""
+def _check_image_sets(dataset, image_sets):
+    """``image_sets`` (``{split: file}``, imagenet_vid only) checked; returns a plain dict."""
+    if image_sets is None:
+        return {}
+    if dataset != "imagenet_vid":
+        raise ValueError(f"image_sets only applies to imagenet_vid, not {dataset}")
+    if not isinstance(image_sets, dict) or not all(
+            k in ("train", "val") and isinstance(v, (str, os.PathLike)) for k, v in image_sets.items()):
+        raise ValueError(f"image_sets must map 'train'/'val' to an ImageSets file, got {image_sets!r}")
+    return {k: os.fspath(v) for k, v in sorted(image_sets.items())}
+
+
+def list_dataset(dataset, data_dir, *, split=1, test_fraction=0.0, sintel_pass="clean",
+                 image_sets=None):
+    """The :class:`~tfvideo.data.action_sets.Listing` of ``dataset`` stored at ``data_dir``.
+
+    ``image_sets``: for ``imagenet_vid``, ``{split: ImageSets file}`` (see
+    :func:`tfvideo.data.detection_sets.imagenet_vid_items`)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
     if dataset in ("hmdb51", "motion"):
@@ -85,7 +117,8 @@ def list_dataset(dataset, data_dir, *, split=1, test_fraction=0.0, sintel_pass="
         return action_sets.ucf101(data_dir, split)
     if dataset == "folder":
         return action_sets.folder(data_dir, test_fraction)
-    return _dense_listing(dataset, os.fspath(data_dir), sintel_pass)
+    return _dense_listing(dataset, os.fspath(data_dir), sintel_pass,
+                          _check_image_sets(dataset, image_sets))
 
 
 def _generator(dataset):
@@ -98,7 +131,7 @@ def _generator(dataset):
 
 
 def _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options,
-              objects_options=None, item_transform=None):
+              objects_options=None, item_transform=None, image_sets=None):
     """The source settings recorded with the shards (the shard writer adds its own)."""
     if dataset in BUILTIN:
         data_dir = data_dir or os.path.join(out, "videos")
@@ -107,6 +140,8 @@ def _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_
         settings["test_fraction"] = test_fraction
     if dataset == "sintel":
         settings["sintel_pass"] = sintel_pass
+    if dataset == "imagenet_vid":
+        settings["image_sets"] = _check_image_sets(dataset, image_sets)
     if dataset in BUILTIN:  # what the generated videos depend on, defaults filled in
         import inspect
 
@@ -135,7 +170,7 @@ def _transform_settings(item_transform):
 
 
 def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, sintel_pass="clean",
-                   motion_options=None, objects_options=None, item_transform=None):
+                   motion_options=None, objects_options=None, item_transform=None, image_sets=None):
     """Raises ``ValueError`` if ``out`` holds shards of another dataset or made from other source
     settings (another split, source folder, built-in set size, ...).
 
@@ -146,7 +181,7 @@ def check_reusable(dataset, out, data_dir=None, *, split=1, test_fraction=0.0, s
     """
     _check_settings(dataset, os.fspath(out),
                     _settings(dataset, os.fspath(out), data_dir, split, test_fraction, sintel_pass,
-                              motion_options, objects_options, item_transform))
+                              motion_options, objects_options, item_transform, image_sets))
 
 
 def _check_settings(dataset, out, want):
@@ -190,20 +225,25 @@ def wait_until_prepared(out, splits=("train", "test"), *, timeout=3600.0, poll=2
 
 def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, short_side=None, fps=None,
             workers=1, overwrite=False, jpeg_quality=90, test_fraction=0.0, sintel_pass="clean",
-            motion_options=None, objects_options=None, item_transform=None, progress=True, log=print):
+            motion_options=None, objects_options=None, item_transform=None, image_sets=None,
+            progress=True, log=print):
     """List ``dataset`` and write its shards to ``out``; returns a summary dict.
 
     For ``motion`` the videos are generated first (into ``data_dir``, default ``<out>/videos``;
     ``motion_options`` go to :func:`tfvideo.data.motion.generate_motion`), then read exactly like
     HMDB51. ``objects`` likewise (``objects_options`` go to
     :func:`tfvideo.data.objects.generate_objects`), then read like GATECH, flows included; its
-    ``classes`` are :data:`tfvideo.data.objects.CLASSES`. ``shards`` per split default to one per
-    64 videos, at least ``min_shards`` (a multi-worker run needs one per worker: tf.distribute
-    shards the input by file). ``item_transform``: an object with ``wrap(item) -> Item`` and
-    ``settings() -> dict`` applied to every listed item before writing (e.g.
-    :class:`tfvideo.teachers.FlowTeacher`, which replaces the flows by a teacher's); its settings are
-    recorded with the shards, so a folder made with one transform is not reused for another. Returns
-    ``{"dataset", "out",
+    ``classes`` are :data:`tfvideo.data.objects.CLASSES`. ``objects_detection`` generates the same
+    clips (same ``objects_options``; a shared ``data_dir`` is reused) and writes frames and boxes
+    (:func:`tfvideo.data.detection_sets.objects_detection_items`; ``classes`` are
+    :data:`~tfvideo.data.detection_sets.OBJECTS_DETECTION_CLASSES`). ``image_sets``: for
+    ``imagenet_vid``, ``{split: ImageSets file}`` restricting the annotated frames. ``shards`` per
+    split default to one per 64 videos, at least ``min_shards`` (a multi-worker run needs one per
+    worker: tf.distribute shards the input by file). ``item_transform``: an object with
+    ``wrap(item) -> Item`` and ``settings() -> dict`` applied to every listed item before writing (e.g.
+    :class:`tfvideo.teachers.FlowTeacher`, which replaces the flows by a teacher's); its settings
+    are recorded with the shards, so a folder made with one transform is not reused for another.
+    Returns ``{"dataset", "out",
     "classes", "splits": {name: write_shards summary}, "videos", "skipped"}``.
     """
     out = os.fspath(out)
@@ -211,7 +251,7 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, 
         raise ValueError(f"fps must not be set for {dataset}: its targets belong to consecutive "
                          "frames")
     settings = _settings(dataset, out, data_dir, split, test_fraction, sintel_pass, motion_options,
-                         objects_options, item_transform)
+                         objects_options, item_transform, image_sets)
     if not overwrite:  # before anything is generated or written
         _check_settings(dataset, out, settings)
     if dataset == "motion":
@@ -220,7 +260,7 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, 
         # rendering in one process: a spawn pool costs more to start than the default set takes
         generate_motion(data_dir, **{"workers": 1, "overwrite": overwrite, "progress": progress,
                                      **(motion_options or {})})
-    if dataset == "objects":
+    if dataset in ("objects", "objects_detection"):
         from tfvideo.data.objects import generate_objects
         data_dir = data_dir or os.path.join(out, "videos")
         generate_objects(data_dir, **{"overwrite": overwrite, "progress": progress,
@@ -228,7 +268,7 @@ def prepare(dataset, out, data_dir=None, *, split=1, shards=None, min_shards=1, 
     if data_dir is None:
         raise ValueError(f"data_dir (--data-dir) is required for {dataset}")
     listing = list_dataset(dataset, data_dir, split=split, test_fraction=test_fraction,
-                           sintel_pass=sintel_pass)
+                           sintel_pass=sintel_pass, image_sets=image_sets)
     if item_transform is not None:
         listing = action_sets.Listing({k: [item_transform.wrap(i) for i in v] for k, v in listing.splits.items()},
                                       listing.classes, listing.problems)
@@ -288,6 +328,10 @@ def _parser():
                    help="folder: fraction of each class held out as 'test' when there are no "
                         "train/test subfolders (default 0)")
     p.add_argument("--sintel-pass", default="clean", choices=("clean", "final"))
+    p.add_argument("--image-set", action="append", metavar="SPLIT=FILE",
+                   help="imagenet_vid: annotate only the frames an ImageSets file lists for SPLIT "
+                        "(train or val), e.g. train=VID_train_15frames.txt (a path or a name under "
+                        "DATA_DIR/ImageSets/); repeatable")
     p.add_argument("--overwrite", action="store_true",
                    help="rewrite shards that are already complete")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -297,12 +341,18 @@ def _parser():
 def main(argv=None):
     args = _parser().parse_args(argv)
     out = args.out or os.path.join("tfrecords", args.dataset)
+    image_sets = None
+    if args.image_set:
+        image_sets = dict(v.split("=", 1) for v in args.image_set if "=" in v)
+        if len(image_sets) != len(args.image_set):
+            print(f"error: --image-set must be SPLIT=FILE, got {args.image_set}", file=sys.stderr)
+            return 2
     try:
         summary = prepare(args.dataset, out, args.data_dir, split=args.split, shards=args.shards,
                           short_side=args.short_side, fps=args.fps, workers=args.workers,
                           overwrite=args.overwrite, jpeg_quality=args.jpeg_quality,
                           test_fraction=args.test_fraction, sintel_pass=args.sintel_pass,
-                          progress=not args.quiet)
+                          image_sets=image_sets, progress=not args.quiet)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -18,7 +18,22 @@ Context features
 ``video/num_frames``        int64    number of stored frames
 ``flow/frame_index``        int64[]  for each ``flow/encoded`` entry, the frame ``t`` it starts at
 ``segmentation/frame_index`` int64[] for each ``segmentation/encoded`` entry, its frame
+``detection/frame_index``   int64[]  optional: the frames annotated with boxes, increasing, frames
+                                     with zero boxes included (a frame not listed is *unannotated*:
+                                     its objects are unknown)
+``detection/frame``         int64[]  for each box, its frame (one of ``detection/frame_index``)
+``detection/label``         int64[]  for each box, its class ``0..C-1`` (no background class)
+``detection/track``         int64[]  for each box, its object track id within the video (-1 unknown)
+``detection/box``           float[]  4 per box, flat: ``x1, y1, x2, y2`` (see below)
 ==========================  =======  ===================================================
+
+Boxes
+-----
+``(x1, y1, x2, y2)`` float32 in pixels of the *stored* frame, corners inclusive as in ImageNet VID's XML
+and py-faster-rcnn: pixel centres at integer coordinates, the box covers pixels ``x1..x2`` and
+``y1..y2``, width ``x2 - x1 + 1``; ``0 <= x1 <= x2 <= width - 1`` (same for y). The detection keys are
+optional and new (old shards without them read as "no annotated frame"); they are written only when
+an item returns ``boxes``.
 
 Feature lists
 -------------
@@ -44,8 +59,9 @@ import tensorflow as tf
 __all__ = [
     "SCHEMA_VERSION", "LABEL_INDEX", "LABEL_TEXT", "VIDEO_ID", "FPS", "HEIGHT", "WIDTH", "NUM_FRAMES",
     "IMAGE", "FLOW", "FLOW_INDEX", "SEGMENTATION", "SEGMENTATION_INDEX", "IGNORE_LABEL",
+    "DETECTION_INDEX", "DETECTION_FRAME", "DETECTION_LABEL", "DETECTION_TRACK", "DETECTION_BOX",
     "make_sequence_example", "parse_sequence_example", "decode_frames", "decode_flows",
-    "decode_segmentations", "encode_jpeg", "encode_png", "encode_flow",
+    "decode_segmentations", "encode_jpeg", "encode_png", "encode_flow", "check_boxes",
 ]
 
 SCHEMA_VERSION = 1
@@ -63,6 +79,11 @@ FLOW_INDEX = "flow/frame_index"
 SEGMENTATION = "segmentation/encoded"
 SEGMENTATION_INDEX = "segmentation/frame_index"
 IGNORE_LABEL = 255
+DETECTION_INDEX = "detection/frame_index"
+DETECTION_FRAME = "detection/frame"
+DETECTION_LABEL = "detection/label"
+DETECTION_TRACK = "detection/track"
+DETECTION_BOX = "detection/box"
 
 
 # ----------------------------------------------------------------------------------- encoding ----
@@ -111,9 +132,62 @@ def _floats(values):
     return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
 
 
+def _int_vector(values, name, length):
+    arr = np.asarray(values)
+    if arr.ndim != 1 or len(arr) != length or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must hold {length} integers, got {arr.dtype} {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def check_boxes(boxes, box_labels, box_frames, *, num_frames, height, width, box_tracks=None,
+                box_frame_index=None):
+    """Check detection annotations against a video of ``num_frames`` frames of ``height x width``.
+
+    Returns ``(boxes float32 (M, 4), labels, frames, tracks, frame_index)`` (int64 vectors; defaults:
+    ``tracks`` all -1, ``frame_index`` every frame ``0..T-1``). Raises ``ValueError`` naming the
+    argument and what was expected: boxes not ``(M, 4)`` finite with ``0 <= x1 <= x2 <= width - 1``
+    and ``0 <= y1 <= y2 <= height - 1`` (inclusive corners, module doc), labels < 0, tracks < -1,
+    ``box_frame_index`` not strictly increasing in ``[0, T-1]``, or a box frame not in it.
+    """
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be (num_boxes, 4) (x1, y1, x2, y2), got {boxes.shape}")
+    m = len(boxes)
+    if box_labels is None or box_frames is None:
+        raise ValueError("boxes need box_labels and box_frames (one per box), got None")
+    labels = _int_vector(box_labels, "box_labels", m)
+    frames = _int_vector(box_frames, "box_frames", m)
+    tracks = np.full(m, -1, np.int64) if box_tracks is None else _int_vector(box_tracks, "box_tracks", m)
+    index = (np.arange(num_frames, dtype=np.int64) if box_frame_index is None else
+             _int_vector(box_frame_index, "box_frame_index", len(np.asarray(box_frame_index).reshape(-1))))
+    if not np.isfinite(boxes).all():
+        raise ValueError("boxes must be finite")
+    x1, y1, x2, y2 = boxes.T
+    bad = ~((0 <= x1) & (x1 <= x2) & (x2 <= width - 1) & (0 <= y1) & (y1 <= y2) & (y2 <= height - 1))
+    if bad.any():
+        raise ValueError(f"boxes must satisfy 0 <= x1 <= x2 <= {width - 1} and 0 <= y1 <= y2 <= "
+                         f"{height - 1} (inclusive corners in a {width}x{height} frame), got "
+                         f"{boxes[bad][:3].tolist()} (box {np.flatnonzero(bad)[:3].tolist()})")
+    if (labels < 0).any():
+        raise ValueError(f"box_labels must be class indices >= 0, got {labels[labels < 0][:5].tolist()}")
+    if (tracks < -1).any():
+        raise ValueError(f"box_tracks must be >= -1 (-1 = unknown), got {tracks[tracks < -1][:5].tolist()}")
+    if len(index) and (index.min() < 0 or index.max() >= num_frames or (np.diff(index) <= 0).any()):
+        raise ValueError(f"box_frame_index must be strictly increasing frames in [0, {num_frames - 1}], "
+                         f"got {index.tolist()[:20]}")
+    unlisted = ~np.isin(frames, index)
+    if unlisted.any():
+        raise ValueError(f"box_frames must be annotated frames (listed in box_frame_index), got "
+                         f"{np.unique(frames[unlisted])[:10].tolist()}")
+    return boxes, labels, frames, tracks, index
+
+
 def make_sequence_example(frames, *, label=-1, label_text="", video_id="", fps=0.0, flows=None,
                           flow_frame_index=None, flow_valid=None, segmentations=None,
-                          segmentation_frame_index=None, jpeg_quality=90):
+                          segmentation_frame_index=None, boxes=None, box_labels=None, box_frames=None,
+                          box_tracks=None, box_frame_index=None, jpeg_quality=90):
     """Build the ``tf.train.SequenceExample`` of one video.
 
     Args:
@@ -123,6 +197,10 @@ def make_sequence_example(frames, *, label=-1, label_text="", video_id="", fps=0
         of each, default ``0..F-1`` (consecutive flows). ``flow_valid``: optional ``(F, H, W)`` bool.
       segmentations: optional ``(L, H, W)`` uint8 label maps; ``segmentation_frame_index`` (length
         L) says which frames they annotate, default ``0..L-1``.
+      boxes: optional ``(M, 4)`` boxes ``(x1, y1, x2, y2)`` (inclusive corners, module doc; ``M`` may be
+        0), with ``box_labels`` and ``box_frames`` (required with boxes, length M), ``box_tracks``
+        (default -1) and ``box_frame_index``, the annotated frames (default: every frame). Checked
+        by :func:`check_boxes`; the other ``box_*`` arguments need ``boxes``.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -167,17 +245,31 @@ def make_sequence_example(frames, *, label=-1, label_text="", video_id="", fps=0
         lists[SEGMENTATION] = tf.train.FeatureList(
             feature=[_bytes([encode_png(s)]) for s in segmentations])
         context[SEGMENTATION_INDEX] = _ints(index)
+    if boxes is not None:
+        boxes, labels, box_frames, tracks, index = check_boxes(
+            boxes, box_labels, box_frames, num_frames=t, height=h, width=w, box_tracks=box_tracks,
+            box_frame_index=box_frame_index)
+        context[DETECTION_INDEX] = _ints(index)
+        context[DETECTION_FRAME] = _ints(box_frames)
+        context[DETECTION_LABEL] = _ints(labels)
+        context[DETECTION_TRACK] = _ints(tracks)
+        context[DETECTION_BOX] = _floats(boxes.reshape(-1))
+    elif any(v is not None for v in (box_labels, box_frames, box_tracks, box_frame_index)):
+        raise ValueError("box_labels, box_frames, box_tracks and box_frame_index need boxes, got "
+                         "boxes=None")
     return tf.train.SequenceExample(context=tf.train.Features(feature=context),
                                     feature_lists=tf.train.FeatureLists(feature_list=lists))
 
 
 # ----------------------------------------------------------------------------------- decoding ----
-def parse_sequence_example(serialized, *, flow=False, segmentation=False):
+def parse_sequence_example(serialized, *, flow=False, segmentation=False, detection=False):
     """Parse one serialized example (a scalar string tensor) into a dict of tensors.
 
     Keys are the schema keys; JPEG/PNG/flow bytes stay encoded (decode only what you sample with
     :func:`decode_frames`, :func:`decode_flows`, :func:`decode_segmentations`). Works inside
-    ``tf.data`` maps and ``tf.function``.
+    ``tf.data`` maps and ``tf.function``. With ``detection``: ``detection/frame_index``,
+    ``detection/frame``, ``detection/label``, ``detection/track`` int64 vectors and
+    ``detection/box`` float32 ``(M, 4)`` (all empty for a record without boxes).
     """
     context = {
         LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
@@ -195,13 +287,20 @@ def parse_sequence_example(serialized, *, flow=False, segmentation=False):
     if segmentation:
         context[SEGMENTATION_INDEX] = tf.io.VarLenFeature(tf.int64)
         sequence[SEGMENTATION] = tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+    if detection:
+        for key in (DETECTION_INDEX, DETECTION_FRAME, DETECTION_LABEL, DETECTION_TRACK):
+            context[key] = tf.io.VarLenFeature(tf.int64)
+        context[DETECTION_BOX] = tf.io.VarLenFeature(tf.float32)
     ctx, seq = tf.io.parse_single_sequence_example(serialized, context_features=context,
                                                    sequence_features=sequence)
     out = dict(ctx)
     out.update(seq)
-    for key in (FLOW_INDEX, SEGMENTATION_INDEX):
+    for key in (FLOW_INDEX, SEGMENTATION_INDEX, DETECTION_INDEX, DETECTION_FRAME, DETECTION_LABEL,
+                DETECTION_TRACK, DETECTION_BOX):
         if key in out:
             out[key] = tf.sparse.to_dense(out[key])
+    if detection:
+        out[DETECTION_BOX] = tf.reshape(out[DETECTION_BOX], [-1, 4])
     return out
 
 
