@@ -127,23 +127,10 @@ def build_parser():
                    help="the adaptive scheduler's threshold is set on training videos so that it starts a "
                         "key frame every this many frames on average")
     p.add_argument("--eval-videos", type=pos, help="test videos evaluated (default: all)")
-    p.add_argument("--videos", type=cli.int_type(2), default=None,
-                   help="built-in set: train videos (test: a third of it; default 48)")
-    p.add_argument("--strategy", default="auto",
-                   choices=("auto", "default", "mirrored", "multiworker", "onedevice"),
-                   help="tf.distribute strategy (see recipes/README.md)")
-    p.add_argument("--devices", help="comma-separated devices for --strategy mirrored/onedevice")
-    p.add_argument("--run-dir", help=f"experiment folder (default runs/{NAME}/<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--data-out", help="shard folder (default tfrecords/cityscapes or "
-                                      "tfrecords/objects-128x256)")
-    p.add_argument("--export", default=f"saved_models/{NAME}", help="TF Serving export: <base_dir>/<name>")
-    p.add_argument("--workers", type=pos, default=1, help="processes preparing shards")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dry-run", action="store_true", help="build everything, one training step each, one "
-                                                         "test video")
-    cli.add_output_flags(p)
-    return p
+    from recipes.harness import add_run_flags
+
+    return add_run_flags(p, NAME, data_out="shard folder (default tfrecords/cityscapes or tfrecords/objects-128x256)",
+                         dry_run="build everything, one training step each, one test video")
 
 
 def resolve(args):

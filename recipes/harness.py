@@ -6,6 +6,29 @@ from __future__ import annotations
 from tfvideo.files import atomic_write_json
 
 
+def add_run_flags(p, name, *, data_out, dry_run):
+    """The flags every recipe on the shared harness has, after its own: ``--videos`` (built-in set size),
+    the strategy, the run folder, shards (``data_out``: the help naming the default folder), export,
+    workers, seed, ``--dry-run`` (``dry_run``: its help) and the output flags."""
+    from tfvideo import cli
+
+    p.add_argument("--videos", type=cli.int_type(2), default=None,
+                   help="built-in set: train videos (test: a third of it; default 48)")
+    p.add_argument("--strategy", default="auto",
+                   choices=("auto", "default", "mirrored", "multiworker", "onedevice"),
+                   help="tf.distribute strategy (see recipes/README.md)")
+    p.add_argument("--devices", help="comma-separated devices for --strategy mirrored/onedevice")
+    p.add_argument("--run-dir", help=f"experiment folder (default runs/{name}/<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--data-out", help=data_out)
+    p.add_argument("--export", default=f"saved_models/{name}", help="TF Serving export: <base_dir>/<name>")
+    p.add_argument("--workers", type=cli.int_type(1), default=1, help="processes preparing shards")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+    cli.add_output_flags(p)
+    return p
+
+
 def start_run(parser, args, cfg, log):
     """Resolves the strategy (before anything touches TensorFlow: multi-worker needs it first), checks
     that ``cfg["batch_size"]`` splits over the replicas, claims ``args.run_dir`` (the chief writes it, a

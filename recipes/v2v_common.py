@@ -109,21 +109,10 @@ def build_parser(task, description):
     p.add_argument("--eval-clips", type=pos, default=None, help="test clips per video (default: as many "
                                                                "non-overlapping clips as the shortest "
                                                                "test video holds)")
-    p.add_argument("--videos", type=cli.int_type(2), default=None,
-                   help="built-in set: train videos (test: a third of it; default 48)")
-    p.add_argument("--strategy", default="auto",
-                   choices=("auto", "default", "mirrored", "multiworker", "onedevice"),
-                   help="tf.distribute strategy (see recipes/README.md)")
-    p.add_argument("--devices", help="comma-separated devices for --strategy mirrored/onedevice")
-    p.add_argument("--run-dir", help=f"experiment folder (default runs/{name}/<time>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--data-out", help="shard folder (default tfrecords/<dataset>)")
-    p.add_argument("--export", default=f"saved_models/{name}", help="TF Serving export: <base_dir>/<name>")
-    p.add_argument("--workers", type=pos, default=1, help="processes preparing shards")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dry-run", action="store_true", help="build everything and run one training step each")
-    cli.add_output_flags(p)
-    return p
+    from recipes.harness import add_run_flags
+
+    return add_run_flags(p, name, data_out="shard folder (default tfrecords/<dataset>)",
+                         dry_run="build everything and run one training step each")
 
 
 def resolve(args, task):
