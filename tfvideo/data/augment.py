@@ -209,13 +209,19 @@ def flip_left_right(sample) -> dict:
     return out
 
 
+def flip_draw(seed, probability: float = 0.5) -> tf.Tensor:
+    """The one draw of :func:`random_flip_left_right` (bool scalar): whether ``seed`` flips, for
+    whatever else must follow the frames (e.g. boxes)."""
+    return tf.random.stateless_uniform([], split_seed(seed)) < probability
+
+
 def random_flip_left_right(sample, seed, probability: float = 0.5) -> dict:
     """:func:`flip_left_right` with the given ``probability`` (one draw per sample, from ``seed``)."""
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"`probability` must be in [0, 1], got {probability}")
     out = _check_sample(sample)
     spatial = {k: out[k] for k in _SPEC if k in out}
-    flip = tf.random.stateless_uniform([], split_seed(seed)) < probability
+    flip = flip_draw(seed, probability)
     out.update(tf.cond(flip, lambda: flip_left_right(spatial), lambda: dict(spatial)))
     return out
 

@@ -59,6 +59,7 @@ view/crop logic; split across files they would import each other's private helpe
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import random
@@ -207,28 +208,39 @@ class _Options:
             return tf.stack([ys, xs, tf.constant(self.size[0]), tf.constant(self.size[1])])
         return augment.center_crop_box(h, w, self.size)
 
-    def augment(self, sample, seed):
-        """Training augmentation of one sample (same transform for every frame and target)."""
+    def augment(self, sample, seed, boxes=False):
+        """Training augmentation of one sample (same transform for every frame and target). ``boxes``:
+        the sample also holds ``boxes``/``box_labels``/``num_boxes`` of its annotated frame, moved with
+        the frames by :func:`transform_boxes` (the same resize, crop and flip draw)."""
         seeds = sampling.split_seed(seed, 3)
+        hw0 = tf.shape(sample[augment.FRAMES])[1:3]
         if self.resize_short_side:
             sample = augment.resize_short_side(sample, self.resize_short_side)
         hw = tf.shape(sample[augment.FRAMES])[1:3]
-        sample = augment.crop_and_resize(sample, self.train_box(hw[0], hw[1], seeds[0]), self.size)
+        crop = self.train_box(hw[0], hw[1], seeds[0])
+        sample = augment.crop_and_resize(sample, crop, self.size)
         if self.flip:
             sample = augment.random_flip_left_right(sample, seeds[1])
         if self.color_jitter:
             sample[augment.FRAMES] = augment.color_jitter(sample[augment.FRAMES], seed=seeds[2],
                                                           **self.color_jitter)
+        if boxes:
+            flip = augment.flip_draw(seeds[1]) if self.flip else tf.constant(False)
+            sample = _transform_sample_boxes(sample, hw0, hw, crop, self.size, flip)
         return sample
 
-    def views_of(self, sample):
-        """Evaluation views: ``num_crops`` crops (x2 with flips), stacked on a new leading axis."""
+    def views_of(self, sample, boxes=False):
+        """Evaluation views: ``num_crops`` crops (x2 with flips), stacked on a new leading axis.
+        ``boxes``: one view (the centre crop) with the sample's boxes moved with it."""
+        hw0 = tf.shape(sample[augment.FRAMES])[1:3]
         if self.resize_short_side:
             sample = augment.resize_short_side(sample, self.resize_short_side)
         hw = tf.shape(sample[augment.FRAMES])[1:3]
-        boxes = augment.view_crop_boxes(hw[0], hw[1], self.size, self.num_crops)
-        views = [augment.crop_and_resize(sample, boxes[i], self.size)
+        crops = augment.view_crop_boxes(hw[0], hw[1], self.size, self.num_crops)
+        views = [augment.crop_and_resize(sample, crops[i], self.size)
                  for i in range(self.num_crops)]
+        if boxes:  # detection_pair_dataset: num_crops 1, no flipped views
+            views = [_transform_sample_boxes(views[0], hw0, hw, crops[0], self.size, tf.constant(False))]
         if self.num_crops == 10:  # TSN's 10-crop: the second five are mirrored
             views[5:] = [augment.flip_left_right(v) for v in views[5:]]
         if self.flip_views:
@@ -287,11 +299,10 @@ class _Options:
         ``sample_fn(record, seed)`` returns a sample dict whose tensors have a leading *clip* axis
         (one clip in training; ``num_clips`` in evaluation); ``structure(sample, with_video_id)``
         turns one clip's sample (plus ``label`` and, in evaluation, ``video_id``) into the
-        model's element. ``boxes``: samples hold boxes, augmented by :meth:`augment_with_boxes` and
-        viewed by :meth:`views_with_boxes`.
+        model's element. ``boxes``: samples hold boxes (``augment`` / ``views_of`` with ``boxes``).
         """
-        augment_fn = self.augment_with_boxes if boxes else self.augment
-        views_fn = self.views_with_boxes if boxes else self.views_of
+        augment_fn = functools.partial(self.augment, boxes=boxes)
+        views_fn = functools.partial(self.views_of, boxes=boxes)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if self.training:
@@ -576,6 +587,28 @@ def segment_dataset(data, split=None, *, training, size, batch_size, num_segment
                       with_video_id=with_video_id)
 
 
+def _eval_offsets(max_offset, eval_offsets):
+    """The key-frame distances evaluated: ``eval_offsets`` or ``0..max_offset`` (checked)."""
+    offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in eval_offsets]
+    if not offsets or min(offsets) < 0:
+        raise ValueError(f"eval_offsets must be non-negative ints, got {eval_offsets!r}")
+    return offsets
+
+
+def _key_current_pairs(record, annotated, seed, training, max_offset, offsets):
+    """``(P, 2)`` frame indices ``[key k, current i]`` with ``i`` an annotated frame: training, one random
+    ``i`` and ``0 <= i - k <= max_offset`` (Zhu et al. 2017, Sec. 4); evaluation, every annotated ``i``
+    at every distance of ``offsets`` (reduced so that ``k >= 0``)."""
+    n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
+    if training:
+        seeds = sampling.split_seed(seed, 2)
+        i = tf.gather(annotated, sampling.randint(seeds[0], tf.size(annotated)))
+        return sampling.frame_pair_indices(n, i, max_offset=max_offset, training=True, seed=seeds[1])[None]
+    i, d = tf.meshgrid(annotated, tf.constant(offsets, tf.int32), indexing="ij")
+    i, d = tf.reshape(i, [-1]), tf.reshape(d, [-1])
+    return tf.stack([i - tf.minimum(d, i), i], axis=1)
+
+
 def pair_dataset(data, split=None, *, training, size, batch_size, max_offset=9, eval_offsets=None,
                  with_video_id=False, drop_remainder=None, crop="random", flip=True,
                  color_jitter=None, resize_short_side=None, num_crops=1, flip_views=False, seed=None,
@@ -601,25 +634,13 @@ def pair_dataset(data, split=None, *, training, size, batch_size, max_offset=9, 
                     resize_short_side=resize_short_side, num_crops=num_crops, flip_views=flip_views,
                     seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
                     cache=cache, cycle_length=cycle_length)
-    offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in
-                                                                          eval_offsets]
-    if not offsets or min(offsets) < 0:
-        raise ValueError(f"eval_offsets must be non-negative ints, got {eval_offsets!r}")
+    offsets = _eval_offsets(max_offset, eval_offsets)
 
     def sample_fn(record, seed):
         annotated = tf.cast(record[schema.SEGMENTATION_INDEX], tf.int32)
-        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
         tf.debugging.assert_positive(tf.size(annotated), message=(
             "pair_dataset needs records with segmentation labels (segmentation/frame_index)"))
-        if opts.training:
-            seeds = sampling.split_seed(seed, 2)
-            i = tf.gather(annotated, sampling.randint(seeds[0], tf.size(annotated)))
-            pairs = sampling.frame_pair_indices(n, i, max_offset=max_offset, training=True,
-                                                seed=seeds[1])[None]
-        else:
-            i, d = tf.meshgrid(annotated, tf.constant(offsets, tf.int32), indexing="ij")
-            i, d = tf.reshape(i, [-1]), tf.reshape(d, [-1])
-            pairs = tf.stack([i - tf.minimum(d, i), i], axis=1)
+        pairs = _key_current_pairs(record, annotated, seed, opts.training, max_offset, offsets)
         return {augment.FRAMES: _gather_frames(record, pairs),
                 augment.SEGMENTATION: _labels_at(record, pairs[:, 1:])}
 
@@ -733,28 +754,16 @@ def detection_pair_dataset(data, split=None, *, training, size, batch_size, max_
                     resize_short_side=resize_short_side, num_crops=1, flip_views=False,
                     seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
                     cache=cache, cycle_length=cycle_length)
-    offsets = list(range(max_offset + 1)) if eval_offsets is None else [int(o) for o in
-                                                                          eval_offsets]
-    if not offsets or min(offsets) < 0:
-        raise ValueError(f"eval_offsets must be non-negative ints, got {eval_offsets!r}")
+    offsets = _eval_offsets(max_offset, eval_offsets)
 
     def sample_fn(record, seed):
         annotated = tf.cast(record[schema.DETECTION_INDEX], tf.int32)
-        n = tf.cast(record[schema.NUM_FRAMES], tf.int32)
         check = tf.debugging.assert_positive(tf.size(annotated), message=(
             "detection_pair_dataset needs records with boxes (detection/frame_index); prepare "
             "imagenet_vid or objects_detection"))
         with tf.control_dependencies([check]):
             annotated = tf.identity(annotated)
-        if opts.training:
-            seeds = sampling.split_seed(seed, 2)
-            i = tf.gather(annotated, sampling.randint(seeds[0], tf.size(annotated)))
-            pairs = sampling.frame_pair_indices(n, i, max_offset=max_offset, training=True,
-                                                seed=seeds[1])[None]
-        else:
-            i, d = tf.meshgrid(annotated, tf.constant(offsets, tf.int32), indexing="ij")
-            i, d = tf.reshape(i, [-1]), tf.reshape(d, [-1])
-            pairs = tf.stack([i - tf.minimum(d, i), i], axis=1)
+        pairs = _key_current_pairs(record, annotated, seed, opts.training, max_offset, offsets)
         boxes, labels, num = _boxes_at(record, pairs[:, 1], max_boxes)
         return {augment.FRAMES: _gather_frames(record, pairs), "boxes": boxes, "box_labels": labels,
                 "num_boxes": num, "frame_index": pairs[:, 1], "key_frame_index": pairs[:, 0]}
