@@ -392,6 +392,13 @@ def test_proposal_targets_hand_case():
     np.testing.assert_array_equal(weights.numpy()[:, 0], [1, 1, 1, 1, 1, 0])
 
 
+def test_proposal_targets_without_gt_makes_every_roi_background():
+    rois, labels, targets, weights = proposal_targets(HAND_ANCHORS, np.zeros((0, 4)), np.zeros(0, np.int32))
+    np.testing.assert_array_equal(rois, np.asarray(HAND_ANCHORS, np.float32))
+    np.testing.assert_array_equal(labels, np.zeros(len(HAND_ANCHORS)))
+    assert not np.any(targets) and not np.any(weights)
+
+
 def test_proposal_targets_match_transcription_and_sampling():
     rng = np.random.default_rng(5)
     gt = random_boxes(rng, 3, size=100, max_side=50, min_side=20)
@@ -444,8 +451,6 @@ def test_bad_arguments():
         anchor_targets(HAND_ANCHORS, HAND_GT, (40,))
     with pytest.raises(ValueError, match="seed"):
         anchor_targets(HAND_ANCHORS, HAND_GT, (40, 40), seed=(1, 2, 3))
-    with pytest.raises(ValueError, match="gt_boxes.*at least one"):
-        proposal_targets(HAND_ANCHORS, np.zeros((0, 4)), np.zeros(0, np.int32))
     with pytest.raises(ValueError, match="gt_labels"):
         proposal_targets(HAND_ANCHORS, HAND_GT, [1.0, 2.0])
     with pytest.raises(ValueError, match="rois_per_image"):

@@ -547,8 +547,10 @@ def proposal_targets(rois, gt_boxes, gt_labels, rois_per_image: int = -1, fg_fra
     reference's class-agnostic ``(R, 8)`` layout is ``concat([zeros, bbox_targets], -1)`` (slot 1 = "object").
 
     Args:
-      rois: ``(N, 4)`` proposals ``(x1, y1, x2, y2)`` (no batch-index column); gt_boxes: ``(G, 4)``,
-        ``G >= 1``; gt_labels: ``(G,)`` int class ids ``1..C`` (0 is background).
+      rois: ``(N, 4)`` proposals ``(x1, y1, x2, y2)`` (no batch-index column); gt_boxes: ``(G, 4)``;
+        gt_labels: ``(G,)`` int class ids ``1..C`` (0 is background). ``G = 0`` (a frame without objects,
+        which our pair datasets keep as an all-background sample; the reference drops such images from
+        its roidb) makes every RoI a background.
       seed: as :func:`anchor_targets`; used for the subsampling and the padding (with ``rois_per_image =
         -1`` and DFF's thresholds there is neither, and the result does not depend on it).
 
@@ -570,16 +572,17 @@ def proposal_targets(rois, gt_boxes, gt_labels, rois_per_image: int = -1, fg_fra
         if not gt_labels.dtype.is_integer or (gt_labels.shape.rank is not None and gt_labels.shape.rank != 1):
             raise ValueError(f"`gt_labels` must be a rank-1 integer tensor (num_gt,); got {gt_labels.dtype.name} "
                              f"of shape {gt_labels.shape}")
-        if gt_boxes.shape[0] == 0:
-            raise ValueError("`gt_boxes` must hold at least one box (the reference cannot sample without one)")
-        tf.debugging.assert_positive(tf.shape(gt_boxes)[0], message="`gt_boxes` must hold at least one box")
         tf.debugging.assert_equal(tf.shape(gt_labels)[0], tf.shape(gt_boxes)[0],
                                   message="`gt_labels` must have one entry per row of `gt_boxes`")
         cand = tf.concat([rois, gt_boxes], axis=0)
         m = tf.shape(cand)[0]
-        overlaps = box_iou(cand, gt_boxes)
+        # a zero column (IoU 0 with a dummy gt) makes G == 0 work: every candidate is then background;
+        # with G >= 1 it never changes the result (argmax takes the first maximum, a real gt)
+        overlaps = tf.concat([box_iou(cand, gt_boxes), tf.zeros([m, 1])], axis=1)
         assignment = tf.argmax(overlaps, axis=1, output_type=tf.int32)
         max_overlaps = tf.reduce_max(overlaps, axis=1)
+        gt_boxes = tf.concat([gt_boxes, tf.constant([[0.0, 0.0, 15.0, 15.0]])], axis=0)
+        gt_labels = tf.concat([gt_labels, tf.zeros([1], gt_labels.dtype)], axis=0)
         fg_mask = max_overlaps >= fg_thresh
         bg_mask = (max_overlaps < bg_thresh_hi) & (max_overlaps >= bg_thresh_lo)
         keys = tf.random.stateless_uniform([3, m], _seed_arg(seed))
