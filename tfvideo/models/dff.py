@@ -73,7 +73,7 @@ from tfvideo.models.flownet import flownet
 __all__ = [
     "BACKBONES", "FEATURE_STRIDE", "TABLE5_SPLITS", "CropToFrame", "feature_network",
     "split_networks", "frame_segmenter", "segmenter_from_split", "split_points", "transfer_weights",
-    "FIX", "dff_segmenter", "TABLE2", "cost_model", "speedup",
+    "FIX", "dff_segmenter", "propagated_features", "apply_fix", "TABLE2", "cost_model", "speedup",
 ]
 
 BACKBONES = ("resnet50", "resnet101", "small")
@@ -238,7 +238,7 @@ def _flat_layers(models):
         for layer in stack.pop(0).layers:
             if isinstance(layer, keras.Model):
                 stack.append(layer)
-            else:
+            elif layer.name not in out or not out[layer.name].weights:  # a weighted layer wins a name
                 out[layer.name] = layer
     return out
 
@@ -413,18 +413,35 @@ def dff_segmenter(backbone, num_classes, *, flow="s", task_layers=1, fix=None, w
     flow_net = flownet(flow, feature_channels=int(n_feat.output.shape[-1]), frame_size=(height, width),
                        flow_order=flow_order, name="flownet")
     pairs = keras.Input((2, height, width, 3), dtype="uint8", name="frames")
+    f_i, current = propagated_features(n_feat, flow_net, pairs)
+    logits = CropToFrame(name="crop")([n_task(f_i), current])
+    apply_fix(fix, n_feat, n_task, flow_net)
+    return keras.Model(pairs, logits, name=name or f"dff_{backbone}_{flow}")
+
+
+def propagated_features(n_feat, flow_net, pairs):
+    """Sec. 3 on symbolic frame pairs ``(B, 2, H, W, 3)`` = (key ``I_k``, current ``I_i``): returns
+    ``(f_i, I_i)`` with ``f_i = W(N_feat(I_k), F(I_i, I_k))`` (Eq. 3), or ``N_feat(I_k)`` itself where
+    the two frames are identical (:class:`tfvideo.layers.KeyOrPropagated`). Shared by the segmentation
+    and the detection models (:mod:`tfvideo.models.rfcn`); the layer names are part of the contract
+    (``key_frame``, ``current_frame``, ``current_key``, ``propagate``, ``key_or_propagated``)."""
     key = PairFrame(0, name="key_frame")(pairs)
     current = PairFrame(1, name="current_frame")(pairs)
     f_k = n_feat(key)
     motion = flow_net(PairFrame("swap", name="current_key")(pairs))
     f_i = FeatureWarp(name="propagate")([f_k, motion["flow"], motion["scale"]])
-    f_i = KeyOrPropagated(name="key_or_propagated")([pairs, f_k, f_i])
-    logits = CropToFrame(name="crop")([n_task(f_i), current])
+    return KeyOrPropagated(name="key_or_propagated")([pairs, f_k, f_i]), current
+
+
+def apply_fix(fix, n_feat, n_task, flow_net):
+    """Table 3's variants by what is kept fixed (:data:`FIX`): ``"n"`` freezes N_feat and N_task,
+    ``"f"`` the flow network, ``None`` nothing."""
+    if fix not in FIX:
+        raise ValueError(f"`fix` must be one of {FIX}; got {fix!r}")
     if fix == "n":
         n_feat.trainable = n_task.trainable = False
     elif fix == "f":
         flow_net.trainable = False
-    return keras.Model(pairs, logits, name=name or f"dff_{backbone}_{flow}")
 
 
 #: Table 2 of the paper: ``1 / r`` (Eq. 6, FLOPs of N_feat over FLOPs of F) per feature and flow network.
