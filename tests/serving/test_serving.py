@@ -523,3 +523,52 @@ def test_dff_signatures_and_runner_over_grpc(served):
         np.testing.assert_allclose(a, b, **tol)
     with pytest.raises(ValueError, match="closed"):
         remote.signatures["task"]
+
+
+def test_dff_detection_signatures_over_grpc(served):
+    """The DFF detector's export (``dff_runner.signatures`` of ``rfcn.dff_detector``): ``serving_default``
+    (Frame) and ``task`` answer boxes / classes / scores / num_detections over gRPC equal to the Keras
+    parts called directly, and Algorithm 1 through :class:`ServedSignatures` equals the in-process runner."""
+    import tensorflow as tf
+
+    from tfvideo.models import rfcn
+    from tfvideo.models.dff_runner import DFFVideoRunner, signatures
+    from tfvideo.serving import ServedSignatures
+
+    keras.utils.set_random_seed(5)
+    model = rfcn.dff_detector("small", 3, flow="tiny", frame_size=(None, None))
+    n_feat, n_task, head = (model.get_layer(n) for n in ("n_feat", "n_task", "rfcn_head"))
+    # scores far from uniform (features of unit scale, larger score weights): near-ties would let the
+    # rounding of another kernel flip which of two boxes NMS keeps
+    rng = np.random.default_rng(2)
+    for part, name, std in ((n_feat, "feat_conv_3x3", 0.3), (n_task, "rfcn_cls", 0.3), (n_task, "rpn_cls_score", 0.3)):
+        conv = part.get_layer(name)
+        conv.set_weights([rng.normal(0, std, w.shape).astype(np.float32) for w in conv.get_weights()])
+    export_for_serving(model, served.base, "dffdet", signatures=signatures(model), print_signatures=False)
+
+    frames = rng.integers(0, 256, (4, 128, 256, 3), dtype=np.uint8)
+    tol = dict(rtol=1e-3, atol=1e-3)
+    with ServedSignatures(served.target, "dffdet", retries=3, backoff=0.2, timeout=60) as remote:
+        with PredictClient(served.target, model_name="dffdet", retries=3, backoff=0.2) as health:
+            health.wait_until_healthy(timeout=60)
+        sig = remote.signatures
+        features = n_feat(frames[:1], training=False)
+        direct = head({**n_task(features, training=False), "frames": tf.constant(frames[:1])},
+                      training=False).numpy()[0]
+        for out in (sig["serving_default"](frames=frames[:1]), sig["task"](features=features.numpy(), frame=frames[:1])):
+            assert sorted(out) == ["boxes", "classes", "detections", "num_detections", "scores"]
+            n = int(out["num_detections"].numpy()[0])
+            assert n == int((direct[:, 5] >= 0).sum()) > 0
+            np.testing.assert_allclose(out["boxes"].numpy()[0, :n], direct[:n, :4], **tol)
+            np.testing.assert_allclose(out["scores"].numpy()[0, :n], direct[:n, 4], **tol)
+            np.testing.assert_array_equal(out["classes"].numpy()[0, :n], direct[:n, 5].astype(np.int32))
+            assert out["classes"].dtype == tf.int32 and np.all(out["classes"].numpy()[0, n:] == -1)
+        local = DFFVideoRunner.from_model(model, key_interval=3)
+        over_grpc = DFFVideoRunner.from_signatures(remote, key_interval=3)
+        expected, got = list(local.run(frames)), list(over_grpc.run(frames))
+    assert over_grpc.key_frames == local.key_frames == [0, 3] and over_grpc.feature_calls == 2
+    for (_, a, _), (_, b, _) in zip(got, expected):
+        assert a.shape == (300, 6)
+        used = b[:, 5] >= 0
+        np.testing.assert_array_equal(a[:, 5] >= 0, used)
+        np.testing.assert_allclose(a[used], b[used], **tol)

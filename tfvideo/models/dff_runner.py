@@ -18,7 +18,7 @@ The runner takes three callables, so the same loop runs on a Keras model
 
 * ``key_features(frame) -> features`` (N_feat);
 * ``motion(current, key) -> (flow, scale)`` (F: flow in feature-map pixels, scale field);
-* ``task(features, frame) -> output`` (N_task, cropped to the frame).
+* ``task(features, frame) -> output`` (N_task: logits cropped to the frame, or detections ``(N, 6)``).
 """
 
 from __future__ import annotations
@@ -74,11 +74,11 @@ class DFFVideoRunner:
 
     @classmethod
     def from_model(cls, model, *, jit_compile=False, **kwargs):
-        """A runner on a :func:`tfvideo.models.dff.dff_segmenter` model (its layers ``n_feat``,
-        ``n_task``, ``flownet``), each part a ``tf.function`` (``jit_compile=True``: XLA-compiled, one
+        """A runner on a :func:`tfvideo.models.dff.dff_segmenter` or :func:`tfvideo.models.rfcn.dff_detector`
+        model (its layers ``n_feat``, ``n_task``, ``flownet``, and ``rfcn_head``), each part a ``tf.function`` (``jit_compile=True``: XLA-compiled, one
         compilation per frame size; it fuses the many small operations of a small flow network)."""
-        n_feat, n_task, flow_net = (model.get_layer(n) for n in ("n_feat", "n_task", "flownet"))
-        crop = CropToFrame()
+        n_feat, flow_net = model.get_layer("n_feat"), model.get_layer("flownet")
+        task = _task_output(model)
         # XLA needs static shapes: each frame size is its own trace (reduce_retracing would relax them)
         graph = dict(jit_compile=True) if jit_compile else dict(reduce_retracing=True)
 
@@ -87,8 +87,11 @@ class DFFVideoRunner:
             out = flow_net(tf.stack([current, key], axis=1), training=False)
             return out["flow"], out["scale"]
 
+        if _is_detector(model):  # NMS has no XLA kernel: the head runs in a plain graph
+            return cls(tf.function(lambda f: n_feat(f, training=False), **graph), motion,
+                       tf.function(task, reduce_retracing=True), **kwargs)
         return cls(tf.function(lambda f: n_feat(f, training=False), **graph), motion,
-                   tf.function(lambda x, f: crop([n_task(x, training=False), f]), **graph), **kwargs)
+                   tf.function(task, **graph), **kwargs)
 
     @classmethod
     def from_signatures(cls, loaded, **kwargs):
@@ -100,8 +103,11 @@ class DFFVideoRunner:
             out = sig["motion"](frame=tf.cast(current, tf.uint8), key_frame=tf.cast(key, tf.uint8))
             return out["flow"], out["scale"]
 
-        return cls(lambda f: sig["key_features"](frames=tf.cast(f, tf.uint8))["features"], motion,
-                   lambda x, f: sig["task"](features=x, frame=tf.cast(f, tf.uint8))["logits"], **kwargs)
+        def task(x, f):
+            out = sig["task"](features=x, frame=tf.cast(f, tf.uint8))
+            return out["logits"] if "logits" in out else out["detections"]
+
+        return cls(lambda f: sig["key_features"](frames=tf.cast(f, tf.uint8))["features"], motion, task, **kwargs)
 
     def _change(self, current, key, flow, scale):
         return float(self._change_fn(current, key, tf.convert_to_tensor(flow), tf.convert_to_tensor(scale)))
@@ -146,19 +152,43 @@ class DFFVideoRunner:
             yield i, np.asarray(self.task(current, frame))[0], is_key
 
 
+def _is_detector(model):
+    return "rfcn_head" in [layer.name for layer in model.layers]
+
+
+def _task_output(model):
+    """``(features, frame) -> output`` of N_task: logits cropped to the frame (segmentation,
+    :func:`tfvideo.models.dff.dff_segmenter`) or the detections ``(B, N, 6)`` of the R-FCN head
+    (:func:`tfvideo.models.rfcn.dff_detector`)."""
+    n_task = model.get_layer("n_task")
+    if _is_detector(model):
+        head = model.get_layer("rfcn_head")
+        return lambda x, f: head({**n_task(x, training=False), "frames": f}, training=False)
+    crop = CropToFrame()
+    return lambda x, f: crop([n_task(x, training=False), f])
+
+
 def signatures(model):
-    """Serving signatures of a :func:`tfvideo.models.dff.dff_segmenter` model, for
-    :func:`tfvideo.export.export_for_serving`: everything Algorithm 1 needs, uint8 frames of any size
-    (multiples of 128) in:
+    """Serving signatures of a :func:`tfvideo.models.dff.dff_segmenter` or
+    :func:`tfvideo.models.rfcn.dff_detector` model, for :func:`tfvideo.export.export_for_serving`:
+    everything Algorithm 1 needs, uint8 frames of any size (multiples of 128) in:
 
     * ``key_features``: ``frames`` (B, H, W, 3) -> ``features`` (N_feat; run on key frames);
     * ``motion``: ``frame``, ``key_frame`` -> ``flow``, ``scale`` (F);
     * ``propagate``: ``frame``, ``key_frame``, ``features`` -> ``features`` (F then W, Eq. 3);
-    * ``task``: ``features``, ``frame`` -> ``logits``, ``labels`` (N_task, cropped to the frame);
-    * ``serving_default``: ``frames`` -> ``logits``, ``labels``: the per-frame network ("Frame").
+    * ``task``: ``features``, ``frame`` -> the task's outputs (N_task on given features);
+    * ``serving_default``: ``frames`` -> the same outputs: the per-frame network ("Frame").
+
+    The outputs: segmentation ``logits`` (B, H, W, K) cropped to the frame and ``labels`` (B, H, W);
+    detection ``boxes`` (B, N, 4) ``(x1, y1, x2, y2)`` inclusive corners in frame pixels, ``scores``
+    (B, N), ``classes`` (B, N) int32 (-1 for unused rows), ``num_detections`` (B,) and ``detections``
+    (B, N, 6), the same packed (:func:`tfvideo.models.rfcn.split_detections`).
     """
-    n_feat, n_task, flow_net = (model.get_layer(n) for n in ("n_feat", "n_task", "flownet"))
-    warp, crop = FeatureWarp(), CropToFrame()
+    from tfvideo.models.rfcn import split_detections
+
+    n_feat, flow_net = model.get_layer("n_feat"), model.get_layer("flownet")
+    warp, task = FeatureWarp(), _task_output(model)
+    detector = _is_detector(model)
     channels = int(n_feat.output.shape[-1])
     frame = tf.TensorSpec((None, None, None, 3), tf.uint8)
     feats = tf.TensorSpec((None, None, None, channels), tf.float32)
@@ -168,8 +198,10 @@ def signatures(model):
         return out["flow"], out["scale"]
 
     def head(x, f):
-        logits = crop([n_task(x, training=False), f])
-        return {"logits": logits, "labels": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+        out = task(x, f)
+        if detector:
+            return {**split_detections(out), "detections": out}
+        return {"logits": out, "labels": tf.argmax(out, axis=-1, output_type=tf.int32)}
 
     def propagate(frame, key_frame, features):
         flow, scale = motion(frame, key_frame)
