@@ -1,6 +1,6 @@
 """Deep Feature Flow's speed-up over per-frame inference, measured beside Eq. 7, in one run.
 
-    python benchmarks/dff.py [--quick] [--backbone small --flow tiny --size 128x256] [--frames N]
+    python benchmarks/dff.py [--quick] [--task detection] [--backbone small --flow tiny --size 128x256] [--frames N]
                              [--repeats R] [--intervals 1,2,5,10] [--warp runner,eager] [--json out.json]
 
 Seed 003 (Zhu et al., CVPR 2017), Sec. 3: with a key frame every ``l`` frames, Algorithm 1 runs the
@@ -24,6 +24,10 @@ that speed-up and sets it beside Eq. 7 computed from a *measured* r, all in the 
 * beside it, r from FLOPs (:func:`tfvideo.models.dff.cost_model` on the same built networks) and, for
   the paper's configurations (ResNet-50/101 x FlowNet S/Half/Inception), Table 2's ``1 / r`` (its
   Eq. 6 approximation ``O(F) / O(N_feat)``, at 1024 x 2048).
+
+``--task detection``: N_task is R-FCN (:mod:`tfvideo.models.rfcn`) with its detection head (RPN
+proposals, PS-RoI pooling, per-class NMS), whose cost, not in the FLOPs of Eq. 5 (it has no
+parameters), is in ``t_task``: on CPU-sized networks it is what limits DFF's speed-up.
 
 ``--warp``: ``runner`` (the default) is the runner as it is (its warp ``runner._warp``, a
 ``tf.function`` like the other parts); ``eager`` adds, in the same rounds, the same runner with the
@@ -136,18 +140,21 @@ def interleaved(steppers, steps, chunk, shift):
     return spent
 
 
-def measure(backbone, flow, size, *, frames, rounds, intervals, warp_modes, num_classes, chunk=1):
+def measure(backbone, flow, size, *, frames, rounds, intervals, warp_modes, num_classes, chunk=1,
+            task="segmentation"):
     """Everything for one configuration: FLOPs, part times, runner times per mode and ``l``."""
     import keras
 
     from tfvideo.models.dff import cost_model, dff_segmenter, speedup
     from tfvideo.layers.feature_warp import FeatureWarp
     from tfvideo.models.dff_runner import DFFVideoRunner
+    from tfvideo.models.rfcn import dff_detector
 
-    label = f"{backbone}+{flow} {size[0]}x{size[1]}"
+    label = f"{backbone}+{flow} {size[0]}x{size[1]}" + (" R-FCN" if task == "detection" else "")
     t0 = time.perf_counter()
     keras.utils.set_random_seed(0)
-    model = dff_segmenter(backbone, num_classes, flow=flow, frame_size=size, weights=None)
+    build = dff_detector if task == "detection" else dff_segmenter
+    model = build(backbone, num_classes, flow=flow, frame_size=size, weights=None)
     cost = cost_model(*(model.get_layer(n) for n in ("n_feat", "n_task", "flownet")))
     video = clip(frames, size)
     ragged = [l for l in intervals if frames % l]
@@ -196,7 +203,7 @@ def measure(backbone, flow, size, *, frames, rounds, intervals, warp_modes, num_
 
     med = {name: statistics.median(v) for name, v in parts.items()}
     t2 = table2_r(backbone, flow)
-    result = {"backbone": backbone, "flow": flow, "size": list(size), "frames": frames, "rounds": rounds,
+    result = {"task": task, "backbone": backbone, "flow": flow, "size": list(size), "frames": frames, "rounds": rounds,
               "chunk": chunk or frames,
               "num_classes": num_classes, "gflops": {k: cost[k] / 1e9 for k in ("feat", "task", "flow",
                                                                                "scale", "warp")},
@@ -227,7 +234,8 @@ def report(res):
     h, w = res["size"]
     p = res["ms_per_frame_parts"]
     g = res["gflops"]
-    print(f"\n{res['backbone']} + flownet {res['flow']}, {h}x{w}, {res['frames']} frames, "
+    task = " (R-FCN detection: N_task includes its parameter-free head)" if res.get("task") == "detection" else ""
+    print(f"\n{res['backbone']} + flownet {res['flow']}, {h}x{w}{task}, {res['frames']} frames, "
           f"{res['rounds']} round{'s' * (res['rounds'] != 1)} (medians)")
     warps = " ".join(f"{p[f'warp_{m}']:.1f} ({WARP_LABEL[m]})" for m in res["modes"])
     print(f"  ms per frame: N_feat {p['feat']:.1f} | F {p['flow']:.1f} | W {warps} | N_task {p['task']:.1f}")
@@ -271,7 +279,11 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=1,
                    help="interleave the runners and the part timings every this many frames (default 1: "
                         "frame by frame; 0: whole sequences one after the other)")
-    p.add_argument("--num-classes", type=int, default=19, help="N_task's outputs (Cityscapes: 19)")
+    p.add_argument("--task", choices=("segmentation", "detection"), default="segmentation",
+                   help="N_task: the 1x1 score conv + upsampling (Cityscapes) or R-FCN with its detection head "
+                        "(proposals, PS-RoI pooling, NMS: ImageNet VID, l = 10 in the paper)")
+    p.add_argument("--num-classes", type=int, help="classes (default: Cityscapes' 19, ImageNet VID's 30 for "
+                                                   "--task detection)")
     p.add_argument("--json", help="write the figures to this JSON file")
     args = p.parse_args(argv)
 
@@ -300,8 +312,8 @@ def main(argv=None):
         frames = args.frames or frames
         rounds = args.repeats or rounds
         out["configs"].append(measure(backbone, flow, size, frames=frames, rounds=rounds, intervals=intervals,
-                                      warp_modes=warp_modes, num_classes=args.num_classes,
-                                      chunk=args.chunk))
+                                      warp_modes=warp_modes, chunk=args.chunk, task=args.task,
+                                      num_classes=args.num_classes or (30 if args.task == "detection" else 19)))
     for res in out["configs"]:
         report(res)
     total = time.perf_counter() - start

@@ -46,3 +46,18 @@ def test_quick_run_prints_the_table_with_cost_models_r(bench, capsys):
         assert m["rows"][0]["s_measured"] == 1.0
         assert m["rows"][1]["s_eq7_r_measured"] == pytest.approx(dff.speedup(m["r_measured"], 2))
         assert m["rows"][1]["s_eq7_r_flops"] == pytest.approx(2 / (1 + cost["r"]))
+
+
+def test_quick_detection_run(bench, capsys):
+    """``--task detection``: the R-FCN detector's runner; r from FLOPs is cost_model's for it."""
+    from tfvideo.models import rfcn
+
+    out = bench.main(["--task", "detection", "--backbone", "small", "--size", "128x128", "--frames", "4",
+                      "--repeats", "1", "--intervals", "1,2", "--num-classes", "3"])
+    assert "R-FCN detection" in capsys.readouterr().out
+    (res,) = out["configs"]
+    keras.utils.set_random_seed(0)
+    model = rfcn.dff_detector("small", 3, flow="tiny", frame_size=(128, 128))
+    cost = dff.cost_model(*(model.get_layer(n) for n in ("n_feat", "n_task", "flownet")))
+    assert res["task"] == "detection" and res["r_flops"] == pytest.approx(cost["r"])
+    assert all(v > 0 for v in res["ms_per_frame_parts"].values())
