@@ -187,3 +187,20 @@ def test_label_palette_and_images():
         label_image(np.array([[8]]), 8)
     with pytest.raises(ValueError, match="must have the frame's size"):
         label_overlay(frame, labels[:1], 8)
+
+
+def test_draw_boxes_edges_in_class_colours_and_skips():
+    from tfvideo.viz import draw_boxes, label_palette
+
+    frame = np.full((40, 60, 3), 7, np.uint8)
+    out = draw_boxes(frame, [[10, 12, 30, 25], [40, 5, 50, 15], [1, 1, 5, 5]], [1, -1, 0],
+                     scores=[0.9, 0.9, 0.1], num_classes=3, min_score=0.5)
+    colour = label_palette(4)[2]  # class 1 -> label colour 2
+    for y, x in ((12, 10), (25, 30), (18, 10), (18, 30), (12, 20), (25, 20)):  # corners and edge midpoints
+        np.testing.assert_array_equal(out[y, x], colour)
+    np.testing.assert_array_equal(out[18, 20], [7, 7, 7])  # inside untouched
+    np.testing.assert_array_equal(out[30:, 35:], frame[30:, 35:])  # padding row (class -1) not drawn
+    np.testing.assert_array_equal(out[3, 1], [7, 7, 7])  # below min_score: not drawn
+    np.testing.assert_array_equal(frame, 7)  # input not modified
+    with pytest.raises(ValueError, match="classes"):
+        draw_boxes(frame, [[0, 0, 1, 1]], [0, 1])

@@ -20,7 +20,7 @@ import numpy as np
 from tfvideo.files import atomic_path
 from tfvideo.ops.flow import flow_to_color
 
-__all__ = ["flow_image", "flow_legend", "label_image", "label_overlay", "label_palette", "save_gif",
+__all__ = ["draw_boxes", "flow_image", "flow_legend", "label_image", "label_overlay", "label_palette", "save_gif",
            "save_mp4", "save_png", "side_by_side"]
 
 
@@ -345,3 +345,50 @@ def label_overlay(frame, labels, num_classes: int, alpha: float = 0.5, ignore_la
     colour = label_image(labels, num_classes, ignore_label).astype(np.float32)
     a = np.where(labels[..., None] == ignore_label, 0.0, alpha)
     return np.clip(np.round((1 - a) * img + a * colour), 0, 255).astype(np.uint8)
+
+
+def draw_boxes(frame, boxes, classes, scores=None, class_names=None, num_classes: int | None = None,
+               min_score: float = 0.0, thickness: int = 1) -> np.ndarray:
+    """``frame`` with detection boxes drawn: a rectangle per box in its class colour
+    (:func:`label_palette` shifted by one, so class ``c`` gets the colour of label ``c + 1``: the same
+    colour as the object's label in a segmentation overlay of the built-in sets) and a caption
+    ``name score`` above it.
+
+    Args:
+      frame: uint8 ``(H, W, 3)`` RGB (or grey) image; not modified.
+      boxes: ``(N, 4)`` ``(x1, y1, x2, y2)`` inclusive pixel corners.
+      classes: ``(N,)`` ints ``0 .. C - 1``; rows with a negative class are skipped (padding).
+      scores: optional ``(N,)``; rows below ``min_score`` are skipped, the score is printed.
+      class_names: optional names by class index (default: the index).
+      num_classes: the palette's size (default: the largest class + 1).
+
+    Returns:
+      uint8 RGB ``(H, W, 3)``.
+
+    Example:
+      >>> draw_boxes(np.zeros((20, 20, 3), np.uint8), [[2, 2, 10, 10]], [0])[2, 2].tolist()
+      [230, 25, 75]
+    """
+    image = _to_rgb(_to_uint8_image(frame, "frame")).copy()
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    classes = np.asarray(classes).reshape(-1).astype(np.int64)
+    if len(classes) != len(boxes):
+        raise ValueError(f"`classes` must have one entry per box ({len(boxes)}), got {len(classes)}")
+    if scores is not None:
+        scores = np.asarray(scores, np.float64).reshape(-1)
+        if len(scores) != len(boxes):
+            raise ValueError(f"`scores` must have one entry per box ({len(boxes)}), got {len(scores)}")
+    known = classes[classes >= 0]
+    count = int(num_classes if num_classes is not None else (known.max() + 1 if known.size else 1))
+    palette = label_palette(count + 1)[1:]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+    for i, (box, c) in enumerate(zip(boxes, classes)):
+        if c < 0 or (scores is not None and scores[i] < min_score):
+            continue
+        colour = tuple(int(v) for v in palette[c % count])
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness)
+        name = str(class_names[c]) if class_names is not None and c < len(class_names) else str(c)
+        text = name if scores is None else f"{name} {scores[i]:.2f}"
+        cv2.putText(image, text, (x1 + 1, max(y1 - 2, 8)), font, scale, colour, 1, cv2.LINE_AA)
+    return image
