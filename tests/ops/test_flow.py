@@ -290,3 +290,23 @@ def test_flow_to_color_validation():
         flow_to_color(np.zeros((4, 2)))
     with pytest.raises(ValueError, match="max_flow"):
         flow_to_color(np.zeros((4, 4, 2)), max_flow=0)
+
+
+def test_quantize_flow_matches_the_thesis_mapping_and_round_trips():
+    from tfvideo.ops.flow import dequantize_flow, quantize_flow
+
+    rng = np.random.default_rng(0)
+    flow = rng.uniform(-60, 60, (3, 5, 7, 2)).astype(np.float32)
+    q = quantize_flow(flow).numpy()
+    expected = np.floor((np.clip(flow, -40, 40) + 40) * 255 / 80 + 0.5).astype(np.uint8)  # digest 3.6
+    np.testing.assert_array_equal(q[..., :2], expected)
+    assert q.dtype == np.uint8 and q.shape == (3, 5, 7, 3) and not q[..., 2].any()
+    back = dequantize_flow(q).numpy()
+    inside = np.abs(flow) <= 40
+    assert np.abs(back - flow)[inside].max() <= 40 / 255 + 1e-5  # half a step of 80 / 255
+    np.testing.assert_allclose(back[~inside], 40 * np.sign(flow[~inside]), atol=1e-5)
+    assert quantize_flow(flow, bound=20, third_channel=False).shape == (3, 5, 7, 2)
+    with pytest.raises(ValueError, match="bound"):
+        quantize_flow(flow, bound=0)
+    with pytest.raises(ValueError, match="image"):
+        dequantize_flow(np.zeros((2, 4), np.uint8))

@@ -29,6 +29,8 @@ __all__ = [
     "flow_to_color",
     "make_colorwheel",
     "resize_flow",
+    "quantize_flow",
+    "dequantize_flow",
 ]
 
 #: Flow components whose absolute value exceeds this are "unknown" (Middlebury ``.flo`` convention).
@@ -358,3 +360,50 @@ def flow_to_color(flow, max_flow: float | None = None) -> np.ndarray:
     img = _compute_color(u / denom, v / denom)
     img[unknown] = 0
     return img
+
+
+# ----------------------------------------------------------------------------------------------------
+# flow as 8-bit images
+# ----------------------------------------------------------------------------------------------------
+def quantize_flow(flow, bound: float = 40.0, third_channel: bool = True, name: str | None = None) -> tf.Tensor:
+    """Flow stored as an 8-bit image, as Ng et al. (thesis Sec. 3.6; digest 3.6) and the two-stream /
+    TSN line of work store TV-L1 flow: each component clipped to ``[-bound, bound]`` (thesis: 40 pixels)
+    and mapped linearly to ``[0, 255]``, ``q = floor((clip(f) + bound) * 255 / (2 bound) + 0.5)`` (rounding
+    half up: zero flow, 127.5, becomes 128). ``third_channel``: a zero third
+    channel, so the result is an RGB-shaped image "treated exactly like image frames" (thesis); without
+    it the two channels ``(u, v)`` as TSN stacks them.
+
+    Args:
+      flow: ``(..., 2)`` float flow in pixels.
+      bound: the clipping bound in pixels (> 0).
+
+    Returns:
+      uint8 ``(..., 3)`` (or ``(..., 2)``).
+
+    Example:
+      >>> quantize_flow([[0.0, -40.0], [40.0, 100.0]]).numpy().tolist()
+      [[128, 0, 0], [255, 255, 0]]
+    """
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
+        raise ValueError(f"`bound` must be a number > 0; got {bound!r}")
+    with tf.name_scope(name or "quantize_flow"):
+        flow = _as_float_tensor(flow, "flow", tf.float32)
+        _check_flow_last_dim(flow, "flow")
+        scaled = (tf.clip_by_value(flow, -bound, bound) + bound) * (255.0 / (2.0 * bound))
+        q = tf.cast(tf.clip_by_value(tf.floor(scaled + 0.5), 0.0, 255.0), tf.uint8)
+        if third_channel:
+            q = tf.concat([q, tf.zeros_like(q[..., :1])], axis=-1)
+        return q
+
+
+def dequantize_flow(image, bound: float = 40.0, name: str | None = None) -> tf.Tensor:
+    """The inverse of :func:`quantize_flow` (up to its rounding, ``bound / 255`` pixels at most, and its
+    clipping): uint8 ``(..., 2)`` or ``(..., 3)`` (third channel ignored) -> float32 flow ``(..., 2)``,
+    ``f = q * 2 bound / 255 - bound``."""
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
+        raise ValueError(f"`bound` must be a number > 0; got {bound!r}")
+    with tf.name_scope(name or "dequantize_flow"):
+        image = tf.convert_to_tensor(image)
+        if image.shape.rank is not None and (image.shape.rank == 0 or image.shape[-1] not in (None, 2, 3)):
+            raise ValueError(f"`image` must have 2 or 3 channels (u, v[, 0]); got shape {image.shape}")
+        return tf.cast(image[..., :2], tf.float32) * (2.0 * bound / 255.0) - bound
