@@ -403,7 +403,10 @@ def train_all(args, cfg, data, strategy, run_dir, log):
 
     channels = int(frame.get_layer("dff_feature").output.shape[-1])  # what F's scale field multiplies
     with strategy.scope():
-        pretraining, flow_net = build_flow_pretraining(cfg, channels)
+        # F is pretrained on the built-in set's frames (its size, OBJECTS_SIZE on Cityscapes runs): its
+        # weights do not depend on the frame size
+        flow_cfg = cfg if cfg["dataset"] == "objects" else {**cfg, "size": OBJECTS_SIZE}
+        pretraining, flow_net = build_flow_pretraining(flow_cfg, channels)
     if cfg["flownet_weights"]:
         from tfvideo.models.flownet import load_flownet_weights
 
@@ -412,8 +415,8 @@ def train_all(args, cfg, data, strategy, run_dir, log):
     elif cfg["flow_steps"]:
         log(f"pretraining F ({cfg['flow']}, {flow_net.count_params():,} parameters) on the built-in set's "
             f"exact flow, {cfg['flow_steps']} steps (our stand-in for Flying Chairs)")
-        fit(pretraining, flow_data(data["flow"], cfg), cfg["flow_steps"], "flow")
-        epe, zero = flow_check(pretraining, data["flow"], cfg)
+        fit(pretraining, flow_data(data["flow"], flow_cfg), cfg["flow_steps"], "flow")
+        epe, zero = flow_check(pretraining, data["flow"], flow_cfg)
         log(f"F after pretraining: EPE {epe:.3f} px at 1/8 of the frame on test pairs (zero flow: {zero:.3f})")
     else:
         log("F: random initialisation (--flow-steps 0)")

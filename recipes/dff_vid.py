@@ -311,15 +311,16 @@ def train_all(args, cfg, data, strategy, run_dir, log):
         "frames; losses: RPN cls + box, R-FCN cls + box with OHEM 128)")
     fit(frame, pair_data(data["det"], cfg, max_offset=0, frames_only=True), cfg["frame_steps"], "frame")
     channels = int(frame.detector.get_layer("n_feat").output.shape[-1])
+    # F is pretrained on the built-in set's frames (its size): its weights do not depend on the frame size
+    flow_cfg = {**cfg, "size": OBJECTS_SIZE} if cfg["dataset"] != "objects_detection" else cfg
     with strategy.scope():
-        pretraining, flow_net = seg.build_flow_pretraining(cfg, channels)
+        pretraining, flow_net = seg.build_flow_pretraining(flow_cfg, channels)
     if cfg["flownet_weights"]:
         from tfvideo.models.flownet import load_flownet_weights
 
         load_flownet_weights(flow_net, cfg["flownet_weights"])
         log(f"F: FlowNetS weights from {cfg['flownet_weights']}")
     elif cfg["flow_steps"]:
-        flow_cfg = {**cfg, "size": OBJECTS_SIZE} if cfg["dataset"] != "objects_detection" else cfg
         log(f"pretraining F ({cfg['flow']}, {flow_net.count_params():,} parameters) on the built-in set's "
             f"exact flow, {cfg['flow_steps']} steps (our stand-in for Flying Chairs)")
         fit(pretraining, seg.flow_data(data["flow"], flow_cfg), cfg["flow_steps"], "flow")
