@@ -548,6 +548,9 @@ def main(argv=None):
     lines.append(f"  cost model (FLOPs at the test frames' size): N_feat {cost['feat'] / 1e9:.3f} G, N_task "
                  f"{cost['task'] / 1e9:.3f} G, F {cost['flow'] / 1e9:.3f} G, r = {cost['r']:.3f} (Eq. 5); Eq. 7 "
                  "speed-up " + ", ".join(f"l = {l}: {speedup(cost['r'], l):.2f}x" for l in cfg["key_intervals"]))
+    for name, row in rows[:1] + [r for r in rows if r[0].endswith(f"l = {max(cfg['key_intervals'])}")][:1]:
+        lines.append(f"  per-class AP, {name}: " + ", ".join(f"{c} {100 * ap:.1f}" if ap == ap else f"{c} -"
+                                                           for c, ap in row["per_class"].items()))
     for line in lines:
         log(line)
     gif = video_gif(run_dir.eval / "dff_vid.gif", gif_video, gif_runners, data["classes"], cfg["min_score"])
