@@ -13,6 +13,7 @@ target is unknown) and reduces: ``voxel_softmax_cross_entropy`` (segmentation), 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvideo.ops.differences import forward_gradient
@@ -21,7 +22,8 @@ from tfvideo.ops.image import to_grey
 from tfvideo.ops.warp import backward_warp
 
 __all__ = ["endpoint_error_loss", "tvl1_energy", "VoxelSoftmaxCrossEntropy", "HuberFlowLoss",
-           "ColourL2Loss", "voxel_softmax_cross_entropy", "huber_flow_loss", "colour_l2_loss"]
+           "ColourL2Loss", "voxel_softmax_cross_entropy", "huber_flow_loss", "colour_l2_loss",
+           "linear_gain", "gain_weighted_cross_entropy", "GainWeightedCrossEntropy"]
 
 
 def tvl1_energy(frame0, frame1, flow, lbda: float = 0.15, epsilon: float = 1e-12, reduction: str = "mean"):
@@ -230,3 +232,123 @@ def huber_flow_loss(alpha=15.0, **kwargs):
 def colour_l2_loss(target_max=255.0, **kwargs):
     """A :class:`ColourL2Loss`: the L2 colour regression of V2V Sec. 6 on targets / ``target_max``."""
     return ColourL2Loss(target_max=target_max, **kwargs)
+
+
+# ------------------------------------------- Ng's thesis, chapter 3: the deep LSTM head's loss ----
+def linear_gain(num_frames, dtype="float32"):
+    """The thesis's gain ``g``: ``(T,)`` values rising linearly from 0 to 1 over the frames of a clip.
+
+    ``g_t = t / (T - 1)`` for ``t = 0 .. T - 1``, and ``g = [1]`` when ``T = 1``.
+
+    The thesis (digest 3.4) interpolates g "linearly from 0 to 1 over frames t = 0...T", which
+    counts T + 1 values for T frames (digest 3.9 q10). We index the T frames of a clip from 0 and
+    put both end points on frames: the first frame gets weight exactly 0, the last exactly 1, which
+    is what "from 0 to 1" says. (The alternatives ``t / T`` or ``(t + 1) / T`` miss one end point.)
+    A one-frame clip gets g = 1 (its only frame is the last one; g = 0 would give no gradient at all).
+    The same gain weights the training loss (:class:`GainWeightedCrossEntropy`) and the weighted
+    inference (:class:`tfvideo.layers.lstm.GainWeightedAverage`, digest 3.5, aggregation 4).
+
+    Args:
+      num_frames: T >= 1, a Python int or an integer scalar tensor (e.g. ``tf.shape(x)[1]`` of a
+        clip of unknown length in a traced or exported function).
+      dtype: float dtype of the result.
+
+    Returns:
+      ``(T,)`` tensor of ``dtype``.
+
+    >>> linear_gain(5).numpy().tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    if isinstance(num_frames, bool) or isinstance(num_frames, float):
+        raise TypeError(f"`num_frames` must be an integer (the number of frames T); got {num_frames!r}")
+    if isinstance(num_frames, (int, np.integer)):
+        if num_frames < 1:
+            raise ValueError(f"`num_frames` must be >= 1; got {num_frames}")
+    n = tf.convert_to_tensor(num_frames)
+    if not n.dtype.is_integer:
+        raise TypeError(f"`num_frames` must be an integer scalar; got dtype {n.dtype.name}")
+    if n.shape.rank is not None and n.shape.rank != 0:
+        raise ValueError(f"`num_frames` must be a scalar; got shape {n.shape}")
+    n = tf.cast(n, tf.int32)
+    dtype = tf.as_dtype(keras.backend.standardize_dtype(dtype))
+    t = tf.cast(tf.range(n), dtype)
+    return tf.where(n > 1, t / tf.cast(tf.maximum(n - 1, 1), dtype), tf.ones_like(t))
+
+
+def gain_weighted_cross_entropy(y_true, y_pred, from_logits=True):
+    """Per-video loss ``(B,)``: ``sum_t g_t CE_t / sum_t g_t`` (see :class:`GainWeightedCrossEntropy`).
+
+    Args:
+      y_true: ``(B,)`` (or ``(B, 1)``) integer video labels, the same label at every frame; or
+        ``(B, T)`` per-frame labels. Any numeric dtype (rounded to int).
+      y_pred: ``(B, T, C)`` per-frame logits (``from_logits=True``) or probabilities.
+      from_logits: whether ``y_pred`` are logits.
+
+    Returns:
+      ``(B,)`` float tensor of ``y_pred``'s dtype.
+    """
+    y_pred = tf.convert_to_tensor(y_pred)
+    if not y_pred.dtype.is_floating:
+        y_pred = tf.cast(y_pred, keras.backend.floatx())
+    _check_rank(y_pred, 3, "y_pred", "per-frame scores (batch, T, classes)")
+    y_true = tf.convert_to_tensor(y_true)
+    if y_true.shape.rank == 2 and y_true.shape[-1] == 1:
+        y_true = y_true[:, 0]
+    if y_true.shape.rank not in (None, 1, 2):
+        raise ValueError(f"`y_true` must be (batch,) video labels or (batch, T) frame labels; got "
+                         f"shape {y_true.shape}")
+    labels = tf.cast(tf.round(tf.cast(y_true, tf.float64)), tf.int32)
+    num_frames = tf.shape(y_pred)[1]
+    if labels.shape.rank == 1:  # the video label back-propagated at every frame (digest 3.4)
+        labels = tf.broadcast_to(labels[:, None], tf.shape(y_pred)[:2])
+    if from_logits:
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=y_pred)
+    else:
+        ce = keras.ops.sparse_categorical_crossentropy(labels, y_pred, from_logits=False)
+    gain = linear_gain(num_frames, y_pred.dtype)
+    return tf.reduce_sum(ce * gain, axis=1) / tf.reduce_sum(gain)
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class GainWeightedCrossEntropy(keras.losses.Loss):
+    """Softmax cross-entropy at every frame, weighted by the gain ``g_t`` (digest 3.4).
+
+    The thesis trains its LSTM by back-propagating the video label at every frame and scaling each
+    frame's gradient by a gain g rising linearly from 0 to 1 over the clip (digest 3.4, "LSTM
+    training modifications"); scaling frame t's gradient by g_t is the same as weighting frame t's
+    loss by g_t. Per video::
+
+        loss = sum_t g_t * CE(label, y_pred[t]) / sum_t g_t,   g_t = linear_gain(T)[t]
+
+    and Keras's reduction (default ``"sum_over_batch_size"``) averages the ``(B,)`` values over the
+    batch (``sample_weight`` weighs videos).
+
+    Normalisation (the thesis is silent): we divide by ``sum_t g_t`` (= T / 2 for T > 1, 1 for T = 1),
+    so the loss is a weighted *mean* of per-frame cross-entropies, on the scale of one frame's CE
+    whatever T is, and a constant prediction gives the same loss for any clip length. The first frame
+    has weight 0 (it only influences the loss through the recurrence). The thesis's LSTM learning
+    rate of N x 1e-5 (digest 3.4) suggests gradients *averaged* over the N frames; to reproduce a sum
+    over frames instead, multiply the learning rate by ``sum_t g_t``.
+
+    ``y_true``: ``(B,)`` (or ``(B, 1)``) integer video labels (Keras casts them to float; we round back),
+    or ``(B, T)`` per-frame labels. ``y_pred``: ``(B, T, C)`` per-frame logits (``from_logits=True``,
+    the default: tfvideo models output logits) or probabilities. Any T, also unknown at trace time.
+
+    Example::
+
+        loss = GainWeightedCrossEntropy()
+        loss(np.array([1]), np.random.normal(size=(1, 30, 487)))   # a scalar
+    """
+
+    def __init__(self, from_logits=True, reduction="sum_over_batch_size",
+                 name="gain_weighted_cross_entropy", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not isinstance(from_logits, bool):
+            raise ValueError(f"`from_logits` must be a bool; got {from_logits!r}")
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        return gain_weighted_cross_entropy(y_true, y_pred, from_logits=self.from_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}

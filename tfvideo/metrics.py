@@ -12,14 +12,20 @@ and accumulate in variables summed across replicas.
 * :class:`EndPointError`: weighted mean Euclidean distance of flow vectors, in pixels (Sec. 5).
 * :class:`AverageDistanceError`: ADE of Sec. 6, the weighted mean Euclidean distance of ``(r, g, b)``
   in ``[0, 1]``.
+
+Ng's thesis, chapter 3 (NumPy, for evaluation scripts): :func:`hit_at_k` and :func:`video_hit_at_k`, Hit@k
+of clips and of videos (clip scores averaged per video first), digest 3.7.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import keras
+import numpy as np
 import tensorflow as tf
 
-__all__ = ["VoxelAccuracy", "MeanIoU", "EndPointError", "AverageDistanceError"]
+__all__ = ["VoxelAccuracy", "MeanIoU", "EndPointError", "AverageDistanceError", "hit_at_k", "video_hit_at_k"]
 
 
 def _weights(sample_weight, like):
@@ -215,3 +221,119 @@ class AverageDistanceError(_WeightedMean):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "target_max": self.target_max}
+
+
+# ------------------------------------------------ Hit@k (Ng's thesis, chapter 3; Karpathy et al.) ----
+def _check_k(k, num_classes):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`k` must be a positive int; got {k!r}")
+    if k > num_classes:
+        raise ValueError(f"`k` = {k} exceeds the number of classes {num_classes}")
+    return int(k)
+
+
+def _check_scores(scores, name):
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
+        raise ValueError(f"`{name}` must be (N, C) with N, C > 0; got shape {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"`{name}` contain NaN or inf")
+    return scores
+
+
+def _check_labels(labels, n, c, name):
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        if len(labels) != n:
+            raise ValueError(f"`{name}` must have {n} entries; got {len(labels)}")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= c:
+            raise ValueError(f"`{name}` must be integer class indices in [0, {c}); got {labels.dtype} "
+                             f"in [{labels.min()}, {labels.max()}]")
+        return labels
+    if labels.ndim == 2 and labels.shape == (n, c):
+        if not (labels.dtype == bool or np.all((labels == 0) | (labels == 1))):
+            raise ValueError(f"multi-label `{name}` must be (N, C) of 0/1 or bool")
+        return labels.astype(bool)
+    raise ValueError(f"`{name}` must be (N,) class indices or (N, C) = ({n}, {c}) multi-hot; got "
+                     f"shape {labels.shape}")
+
+
+def hit_at_k(scores, labels, k):
+    """Hit@k (digest 3.7): the fraction of samples with at least one true label among the top k.
+
+    Following Karpathy et al. [45]. Ties (the thesis is silent) go to the lower class index, as in
+    ``tf.math.top_k`` and :func:`tfvideo.evaluation.classification_metrics`: the top-k set is the
+    first k classes of a stable sort of decreasing scores.
+
+    Args:
+      scores: ``(N, C)`` finite class scores (logits or probabilities: only the order counts).
+      labels: ``(N,)`` integer labels, or ``(N, C)`` multi-hot (bool / 0-1) for multi-label samples
+        (about 5% of Sports-1M videos have several labels, digest 3.7).
+      k: 1 <= k <= C.
+
+    Returns:
+      float in [0, 1].
+
+    >>> hit_at_k(np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]]), np.array([2, 0]), k=1)
+    0.5
+    """
+    scores = _check_scores(scores, "scores")
+    n, c = scores.shape
+    k = _check_k(k, c)
+    labels = _check_labels(labels, n, c, "labels")
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    if labels.ndim == 1:
+        hits = np.any(top == labels[:, None], axis=1)
+    else:
+        hits = np.any(np.take_along_axis(labels, top, axis=1), axis=1)
+    return float(np.mean(hits))
+
+
+def video_hit_at_k(clip_scores, clip_video_ids, video_labels, k):
+    """Video Hit@k (digest 3.7): Hit@k of the clip scores averaged per video.
+
+    The thesis averages the predictions of all clips of a video (digest 3.5: 240 sampled clips per
+    Sports-1M video; digest 3.7: "Video Hit@k averages predictions over multiple clips"). We take the
+    arithmetic mean of whatever ``clip_scores`` hold; pass softmax probabilities to average
+    predictions as the thesis does (averaging logits ranks differently). Every video with at least one
+    clip counts once.
+
+    Args:
+      clip_scores: ``(N, C)`` scores of N clips.
+      clip_video_ids: ``(N,)`` video id of each clip (ints, strings or bytes).
+      video_labels: ``{video_id: label}`` (a label is a class index or a ``(C,)`` multi-hot vector),
+        or an array indexed by integer video ids (``(V,)`` labels or ``(V, C)`` multi-hot).
+      k: 1 <= k <= C.
+
+    Returns:
+      float in [0, 1].
+
+    >>> scores = np.array([[0.6, 0.4], [0.1, 0.9], [0.3, 0.7]])
+    >>> video_hit_at_k(scores, [7, 7, 8], {7: 1, 8: 1}, k=1)   # video 7: mean [0.35, 0.65]
+    1.0
+    """
+    scores = _check_scores(clip_scores, "clip_scores")
+    ids = np.asarray(clip_video_ids).reshape(-1)
+    if len(ids) != len(scores):
+        raise ValueError(f"`clip_video_ids` must have one id per clip ({len(scores)}); got {len(ids)}")
+    videos, inverse = np.unique(ids, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    sums = np.zeros((len(videos), scores.shape[1]))
+    np.add.at(sums, inverse, scores)
+    means = sums / np.bincount(inverse)[:, None]
+    if isinstance(video_labels, Mapping):
+        try:
+            labels = [video_labels[v] for v in videos.tolist()]
+        except KeyError as e:
+            raise ValueError(f"`video_labels` has no label for video {e.args[0]!r}") from None
+        labels = np.stack([np.asarray(x) for x in labels])
+    else:
+        table = np.asarray(video_labels)
+        if not np.issubdtype(videos.dtype, np.integer):
+            raise ValueError("`video_labels` must be a {video_id: label} mapping unless the video ids "
+                             f"are integers; got ids of dtype {videos.dtype}")
+        if videos.min() < 0 or videos.max() >= len(table):
+            raise ValueError(f"video ids must index `video_labels` (length {len(table)}); got ids in "
+                             f"[{videos.min()}, {videos.max()}]")
+        labels = table[videos]
+    return hit_at_k(means, labels, k)
