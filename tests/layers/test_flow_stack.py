@@ -69,3 +69,25 @@ def test_frozen_stack_stays_frozen_after_keras_round_trip(tmp_path):
 def test_bad_input_shape():
     with pytest.raises(ValueError, match="frames_per_stack >= 2"):
         FlowStack({"iterations": 1})(np.zeros((1, 1, 1, 16, 16, 3), np.uint8))
+
+
+def test_flow_images_are_the_thesis_flow_images_of_consecutive_frames(tmp_path):
+    """FlowImages: TVNet on frames (t, t + 1), clipped to +-40 and mapped to [0, 255] (digest 3.6), a zero
+    third channel; frozen by default (TVNet's three weight tensors non-trainable); any clip length."""
+    from tfvideo.layers import TVNet
+    from tfvideo.layers.flow_stack import FlowImages
+
+    clip = stacks(batch=2, segments=1, k=4)[:, 0]  # (2, 4, 16, 16, 3) panning frames
+    tvnet = {"iterations": 2}
+    check_layer(lambda: FlowImages(tvnet), clip, trainable_weights=0, non_trainable_weights=3,
+                expected_output_shape=(2, 3, 16, 16, 3), symbolic_shapes=(None, None, None, 3),
+                tmp_path=tmp_path, rtol=1e-5, atol=1e-3)
+    out = FlowImages(tvnet)(clip).numpy()  # initial weights: exact TV-L1, as a fresh TVNet
+    layer = TVNet(**tvnet)
+    f = clip.astype(np.float32)
+    flows = layer([f[:, :-1].reshape(-1, 16, 16, 3), f[:, 1:].reshape(-1, 16, 16, 3)]).numpy().reshape(2, 3, 16, 16, 2)
+    expected = (np.clip(flows, -40, 40) + 40) * 255 / 80
+    np.testing.assert_allclose(out[..., :2], expected, rtol=1e-5, atol=1e-3)
+    assert not out[..., 2].any() and np.abs(out[..., :2] - 127.5).max() > 1  # real motion
+    with pytest.raises(ValueError, match="bound"):
+        FlowImages(bound=0)

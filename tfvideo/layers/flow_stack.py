@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfvideo.layers.tvnet import TVNet
 
-__all__ = ["DEFAULT_TVNET", "FlowStack"]
+__all__ = ["DEFAULT_TVNET", "FlowStack", "FlowImages"]
 
 DEFAULT_TVNET = {"scales": 1, "warps": 1, "iterations": 50}  # "TVNet-50"
 
@@ -64,3 +64,50 @@ class FlowStack(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "tvnet": self.tvnet_config}
+
+
+@keras.saving.register_keras_serializable(package="tfvideo")
+class FlowImages(keras.layers.Layer):
+    """``(B, T, H, W, 3)`` frames -> ``(B, T - 1, H, W, 3)`` flow images: TVNet flow between consecutive
+    frames, stored as Ng et al. store TV-L1 flow (thesis Sec. 3.6, digest 3.6): each component clipped
+    to ``[-bound, bound]`` (40 pixels) and mapped linearly to ``[0, 255]``, the third channel 0 (128, 128,
+    0 is zero motion), so that "flow frames are otherwise treated exactly like image frames" (the same
+    per-frame CNN and input scaling). Without :func:`tfvideo.ops.flow.quantize_flow`'s rounding to
+    integers, so the layer stays differentiable (TVNet trainable or not). ``T`` may be unknown; a clip of
+    one frame gives zero flow images. ``tvnet``: :class:`~tfvideo.layers.TVNet` arguments (default
+    TVNet-50, :data:`DEFAULT_TVNET`); frozen by default (``trainable=False``: exact TV-L1)."""
+
+    def __init__(self, tvnet=None, bound=40.0, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
+            raise ValueError(f"`bound` must be a number > 0; got {bound!r}")
+        self.bound = float(bound)
+        self.tvnet_config = dict(DEFAULT_TVNET if tvnet is None else tvnet)
+        self.tvnet = TVNet(**self.tvnet_config, name="tvnet")
+        if not self.trainable:
+            self.tvnet.trainable = False
+
+    def build(self, input_shape):
+        if len(input_shape) != 5 or input_shape[-1] not in (1, 3):
+            raise ValueError(f"FlowImages expects frames (batch, frames, H, W, 1 or 3); got {input_shape}")
+        h, w, c = input_shape[2:]
+        self.tvnet.build([(None, h, w, c), (None, h, w, c)])
+
+    def call(self, frames):
+        frames = tf.cast(frames, tf.float32)
+        shape = tf.shape(frames)
+        h, w, c = [d if d is not None else shape[i] for i, d in enumerate(frames.shape[2:], 2)]
+        first = tf.reshape(frames[:, :-1], [-1, h, w, c])
+        second = tf.reshape(frames[:, 1:], [-1, h, w, c])
+        flows = self.tvnet([first, second])  # (B * (T - 1), H, W, 2); empty when T = 1
+        images = (tf.clip_by_value(flows, -self.bound, self.bound) + self.bound) * (255.0 / (2.0 * self.bound))
+        images = tf.concat([images, tf.zeros_like(images[..., :1])], axis=-1)
+        return tf.reshape(images, [shape[0], shape[1] - 1, h, w, 3])
+
+    def compute_output_shape(self, input_shape):
+        t = input_shape[1]
+        return (input_shape[0], None if t is None else t - 1, *input_shape[2:4], 3)
+
+    def get_config(self):
+        return {**super().get_config(), "tvnet": self.tvnet_config, "bound": self.bound}
