@@ -2,10 +2,13 @@
 
 from tfvideo.layers.dff import BilinearUpsampling, CropToFrame, KeyOrPropagated, PairFrame
 from tfvideo.layers.feature_warp import FeatureWarp
-from tfvideo.layers.flow_stack import FlowStack
+from tfvideo.layers.flow_stack import FlowImages, FlowStack
+from tfvideo.layers.lstm import DeepLSTM, GainWeightedAverage, PeepholeLSTMCell
 from tfvideo.layers.rfcn import ChannelSlice, DetectionOutput, PSRoIVote, RPNProposals
 from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment, RGBPreprocess,
                                      SegmentConsensus, TakeFrame)
+from tfvideo.layers.temporal_pooling import (FlattenTowers, TemporalMaxPooling,
+                                             TemporalWindowMaxPooling, TimeDomainConvolution)
 from tfvideo.layers.tvnet import TVNet
 from tfvideo.layers.v2v import (C3D_MEAN_GREY, C3D_MEAN_RGB, AlphaScale, ClipAtInference,
                                 ClipSizeCheck, SubtractMean, TrilinearUpsampling)
@@ -13,4 +16,6 @@ from tfvideo.layers.v2v import (C3D_MEAN_GREY, C3D_MEAN_RGB, AlphaScale, ClipAtI
 __all__ = ["TVNet", "FlowStack", "TakeFrame", "RGBPreprocess", "PerSegment", "SegmentConsensus",
            "FuseScores", "TWO_STREAM_WEIGHTS", "SubtractMean", "ClipSizeCheck", "AlphaScale",
            "ClipAtInference", "TrilinearUpsampling", "C3D_MEAN_RGB", "C3D_MEAN_GREY", "FeatureWarp", "CropToFrame", "KeyOrPropagated", "PairFrame", "BilinearUpsampling",
-           "ChannelSlice", "RPNProposals", "PSRoIVote", "DetectionOutput"]
+           "ChannelSlice", "RPNProposals", "PSRoIVote", "DetectionOutput",
+           "TemporalMaxPooling", "TemporalWindowMaxPooling", "FlattenTowers", "TimeDomainConvolution",
+           "FlowImages", "PeepholeLSTMCell", "DeepLSTM", "GainWeightedAverage"]
