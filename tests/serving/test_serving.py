@@ -572,3 +572,37 @@ def test_dff_detection_signatures_over_grpc(served):
         used = b[:, 5] >= 0
         np.testing.assert_array_equal(a[:, 5] >= 0, used)
         np.testing.assert_allclose(a[used], b[used], **tol)
+
+
+def test_thesis_video_heads_answer_over_grpc_for_any_clip_length(served):
+    """Chapter 3's heads exported as the snippets recipe exports them (Conv Pooling's softmax and the LSTM
+    head's gain-weighted average, frames (B, T, H, W, 3) with T unknown) answer over gRPC like Keras for
+    clips of 3 and 8 frames."""
+    import tensorflow as tf
+
+    from tfvideo.export import function_signature
+    from tfvideo.layers.lstm import GainWeightedAverage
+    from tfvideo.models.snippets import lstm_model, pooling_model
+
+    keras.utils.set_random_seed(6)
+    shape = (None, 24, 24, 3)
+    frames = keras.Input(shape, dtype="uint8", name="frames")
+    conv = pooling_model(4, "conv", input_shape=shape, fc_units=8)
+    lstm = lstm_model(4, input_shape=shape, layers=2, units=5)
+    heads = {"conv_pooling": keras.layers.Softmax()(conv(frames)),
+             "lstm": GainWeightedAverage("weighted", from_logits=True)(lstm(frames))}
+    model = keras.Model(frames, heads)
+    spec = {"frames": tf.TensorSpec((None, None, 24, 24, 3), tf.uint8)}
+    sigs = {k: function_signature(lambda x, k=k: {"probabilities": model(x, training=False)[k]}, spec,
+                                  ("probabilities",)) for k in heads}
+    sigs["serving_default"] = sigs["lstm"]
+    export_for_serving(model, served.base, "snippets", signatures=sigs, print_signatures=False)
+    rng = np.random.default_rng(1)
+    for name in ("conv_pooling", "lstm"):
+        with PredictClient(served.target, model_name="snippets", signature_name=name, retries=3, backoff=0.2) as c:
+            c.wait_until_healthy(timeout=60)
+            for t in (3, 8):
+                clip = rng.integers(0, 256, (2, t, 24, 24, 3), dtype=np.uint8)
+                got = c.predict(frames=clip)["probabilities"]
+                np.testing.assert_allclose(got, model(clip)[name].numpy(), rtol=1e-4, atol=1e-6)
+                np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
