@@ -7,6 +7,8 @@ from tfvideo.layers.lstm import DeepLSTM, GainWeightedAverage, PeepholeLSTMCell
 from tfvideo.layers.rfcn import ChannelSlice, DetectionOutput, PSRoIVote, RPNProposals
 from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment, RGBPreprocess,
                                      SegmentConsensus, TakeFrame)
+from tfvideo.layers.tdn import (TDN_FUSION_WEIGHTS, FoldSegments, L1FuseScores, StackChannels,
+                                TemporalDifference, UnfoldSegments)
 from tfvideo.layers.temporal_pooling import (FlattenTowers, TemporalMaxPooling,
                                              TemporalWindowMaxPooling, TimeDomainConvolution)
 from tfvideo.layers.tvnet import TVNet
@@ -18,4 +20,6 @@ __all__ = ["TVNet", "FlowStack", "TakeFrame", "RGBPreprocess", "PerSegment", "Se
            "ClipAtInference", "TrilinearUpsampling", "C3D_MEAN_RGB", "C3D_MEAN_GREY", "FeatureWarp", "CropToFrame", "KeyOrPropagated", "PairFrame", "BilinearUpsampling",
            "ChannelSlice", "RPNProposals", "PSRoIVote", "DetectionOutput",
            "TemporalMaxPooling", "TemporalWindowMaxPooling", "FlattenTowers", "TimeDomainConvolution",
-           "FlowImages", "PeepholeLSTMCell", "DeepLSTM", "GainWeightedAverage"]
+           "FlowImages", "PeepholeLSTMCell", "DeepLSTM", "GainWeightedAverage",
+           "TemporalDifference", "FoldSegments", "UnfoldSegments", "StackChannels", "L1FuseScores",
+           "TDN_FUSION_WEIGHTS"]

@@ -69,6 +69,8 @@ from tfvideo.layers.dff import BilinearUpsampling, CropToFrame, KeyOrPropagated,
 from tfvideo.layers.feature_warp import FeatureWarp
 from tfvideo.layers.segments import RGBPreprocess
 from tfvideo.models.flownet import flownet
+from tfvideo.models.resnet import BN_EPSILON as _BN_EPSILON
+from tfvideo.models.resnet import Bottleneck
 
 __all__ = [
     "BACKBONES", "FEATURE_STRIDE", "TABLE5_SPLITS", "CropToFrame", "feature_network",
@@ -84,7 +86,6 @@ TABLE5_SPLITS = (0, 1, 5, 12, 21)
 FEATURE_CHANNELS = {"resnet50": 1024, "resnet101": 1024, "small": 128}
 """Channels of the dilation-6 3x3 conv (Sec. 4: 1024; 128 for the CPU-sized ``small`` net)."""
 
-_BN_EPSILON = 1.001e-5  # keras.applications' ResNet value (the DFF code: 1e-5)
 _CONV4_BLOCKS = {"resnet50": 6, "resnet101": 23, "small": 4}
 _SMALL_STAGES = (  # (stage, bottleneck filters, blocks, stride, dilation)
     ("conv2", 16, 1, 1, 1), ("conv3", 32, 1, 2, 1), ("conv4", 32, 4, 2, 1), ("conv5", 64, 3, 1, 2))
@@ -95,53 +96,6 @@ class _Unit:
 
     def __init__(self, name, apply, weight_layers):
         self.name, self.apply, self.weight_layers = name, apply, weight_layers
-
-
-class _Bottleneck:
-    """A ResNet-v1 bottleneck with keras.applications' layer names (``{name}_0_conv`` ... ``_out``).
-
-    ``stride`` sits on the first 1x1 convolution and the projection, as in Keras and MSRA's ResNet-v1;
-    ``dilation`` on the 3x3 convolution (Sec. 4, holing). ``_Bottleneck.stock`` takes the layers of an
-    existing keras.applications block so that they can be applied again on new tensors."""
-
-    def __init__(self, layers):
-        self.layers = layers
-        self.weight_layers = 4 if "0_conv" in layers else 3
-
-    @classmethod
-    def new(cls, name, filters, *, stride=1, dilation=1, shortcut=False):
-        conv, bn = keras.layers.Conv2D, keras.layers.BatchNormalization
-        layers = {}
-        if shortcut:
-            layers["0_conv"] = conv(4 * filters, 1, strides=stride, name=f"{name}_0_conv")
-            layers["0_bn"] = bn(epsilon=_BN_EPSILON, name=f"{name}_0_bn")
-        layers["1_conv"] = conv(filters, 1, strides=stride, name=f"{name}_1_conv")
-        layers["2_conv"] = conv(filters, 3, padding="same", dilation_rate=dilation,
-                                name=f"{name}_2_conv")
-        layers["3_conv"] = conv(4 * filters, 1, name=f"{name}_3_conv")
-        for i in (1, 2, 3):
-            layers[f"{i}_bn"] = bn(epsilon=_BN_EPSILON, name=f"{name}_{i}_bn")
-        for i in (1, 2):
-            layers[f"{i}_relu"] = keras.layers.Activation("relu", name=f"{name}_{i}_relu")
-        layers["add"] = keras.layers.Add(name=f"{name}_add")
-        layers["out"] = keras.layers.Activation("relu", name=f"{name}_out")
-        return cls(layers)
-
-    @classmethod
-    def stock(cls, model, name):
-        names = {layer.name for layer in model.layers}
-        keys = ["1_conv", "1_bn", "1_relu", "2_conv", "2_bn", "2_relu", "3_conv", "3_bn", "add", "out"]
-        if f"{name}_0_conv" in names:
-            keys = ["0_conv", "0_bn", *keys]
-        return cls({k: model.get_layer(f"{name}_{k}") for k in keys})
-
-    def __call__(self, x):
-        lay = self.layers
-        shortcut = lay["0_bn"](lay["0_conv"](x)) if "0_conv" in lay else x
-        y = lay["1_relu"](lay["1_bn"](lay["1_conv"](x)))
-        y = lay["2_relu"](lay["2_bn"](lay["2_conv"](y)))
-        y = lay["3_bn"](lay["3_conv"](y))
-        return lay["out"](lay["add"]([shortcut, y]))
 
 
 def _sequence(*layers):
@@ -184,7 +138,7 @@ def _feature_units(backbone, *, weights, input_shape, channels):
         for stage, filters, blocks, stride, dilation in _SMALL_STAGES:
             for b in range(1, blocks + 1):
                 name = f"{stage}_block{b}"
-                block = _Bottleneck.new(name, filters, stride=stride if b == 1 else 1,
+                block = Bottleneck.new(name, filters, stride=stride if b == 1 else 1,
                                         dilation=dilation, shortcut=b == 1)
                 units.append(_Unit(name, block, block.weight_layers))
     else:
@@ -198,10 +152,10 @@ def _feature_units(backbone, *, weights, input_shape, channels):
             get("pool1_pad"), get("pool1_pool")), 1))
         for stage, blocks in (("conv2", 3), ("conv3", 4), ("conv4", _CONV4_BLOCKS[backbone])):
             for b in range(1, blocks + 1):
-                block = _Bottleneck.stock(source, f"{stage}_block{b}")
+                block = Bottleneck.stock(source, f"{stage}_block{b}")
                 units.append(_Unit(f"{stage}_block{b}", block, block.weight_layers))
         for b in (1, 2, 3):  # conv5 rebuilt: stride 1, dilation 2 (Sec. 4), stock weights copied later
-            block = _Bottleneck.new(f"conv5_block{b}", 512, dilation=2, shortcut=b == 1)
+            block = Bottleneck.new(f"conv5_block{b}", 512, dilation=2, shortcut=b == 1)
             units.append(_Unit(f"conv5_block{b}", block, block.weight_layers))
     width = FEATURE_CHANNELS[backbone] if channels is None else channels
     units.append(_Unit("feat_conv_3x3", keras.layers.Conv2D(
