@@ -84,21 +84,15 @@ CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "
 
 
 # ------------------------------------------------------------------------------------ arguments ----
-def build_parser():
+def add_dff_flags(p, profiles, *, key_intervals, lr_help):
+    """The flags both DFF recipes have (this one and :mod:`recipes.dff_vid`): profile, Table 3 variants,
+    networks and weights, the training budget and the key-frame schedulers."""
     from tfvideo import cli
     from tfvideo.models.dff import BACKBONES
     from tfvideo.models.flownet import VARIANTS as FLOWS
 
     pos = cli.int_type(1)
-    p = argparse.ArgumentParser(prog=f"python -m recipes.{NAME}", description=(
-        "Deep Feature Flow (Zhu et al. 2017) for video segmentation: Frame vs DFF with key frames every "
-        "l = 5, 10 frames and an adaptive scheduler, mIoU and frames/s beside the paper's Table 4."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", help="Cityscapes root (leftImg8bit_sequence/ and gtFine/ with "
-                                      "*_gtFine_labelTrainIds.png); without it the built-in 'objects' set "
-                                      "(objects cut from photographs moving over photographs, exact labels "
-                                      "and flow) is generated and used")
-    p.add_argument("--profile", choices=tuple(PROFILES), help="'paper' (default with --data-dir) or 'cpu' "
+    p.add_argument("--profile", choices=tuple(profiles), help="'paper' (default with --data-dir) or 'cpu' "
                                                                "(default on the built-in set)")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=["dff", "separate"],
                    help="Table 3 variants trained and compared with Frame; the first is exported")
@@ -111,22 +105,58 @@ def build_parser():
     p.add_argument("--flow-order", choices=("paper", "dff_code"), default="paper",
                    help="F's last flow prediction at 1/8 then halved (Sec. 4; FlowNet's own, e.g. Flying-Chairs "
                         "weights) or on the averaged Concat5 (the DFF code's: its fine-tuned checkpoints)")
-    p.add_argument("--task-layers", type=int, default=1, help="layers in N_task (Table 5: 0, 1, 5, 12, 21)")
-    p.add_argument("--size", type=cli.size_type(128), help="built-in set: frame size HxW (multiples of 128; "
-                                                            "default 128x256)")
-    p.add_argument("--short-side", type=pos, help="Cityscapes frames resized to this short side (a multiple "
-                                                  "of 128; paper 1024)")
     p.add_argument("--frame-steps", type=pos, help="training steps of Frame")
     p.add_argument("--flow-steps", type=cli.int_type(0), help="pretraining steps of F on exact flow (0: none)")
     p.add_argument("--steps", type=pos, help="training steps of each DFF variant on pairs")
     p.add_argument("--steps-per-epoch", type=pos, help="steps between logs/checkpoints")
     p.add_argument("--batch-size", type=pos, help="global batch of pairs")
-    p.add_argument("--lr", type=cli.float_type(), help="initial learning rate (/10 for the last quarter)")
-    p.add_argument("--key-intervals", type=pos, nargs="+", default=[5, 10], help="l of the fixed scheduler")
-    p.add_argument("--adaptive-interval", type=pos, default=5,
+    p.add_argument("--lr", type=cli.float_type(), help=lr_help)
+    p.add_argument("--key-intervals", type=pos, nargs="+", default=list(key_intervals),
+                   help="l of the fixed scheduler")
+    p.add_argument("--adaptive-interval", type=pos, default=min(key_intervals),
                    help="the adaptive scheduler's threshold is set on training videos so that it starts a "
                         "key frame every this many frames on average")
     p.add_argument("--eval-videos", type=pos, help="test videos evaluated (default: all)")
+    return p
+
+
+def check_dff_args(args, cfg):
+    """The argument problems both DFF recipes share (weights files, devices), as texts."""
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        return [f"--data-dir {args.data_dir}: not a folder"]
+    if args.flownet_weights is not None:
+        if not os.path.isfile(args.flownet_weights):
+            return [f"--flownet-weights {args.flownet_weights}: no such file"]
+        if cfg["flow"] != "s":
+            return [f"--flownet-weights: released weights exist for FlowNetS only (--flow s); got --flow "
+                    f"{cfg['flow']}"]
+    weights = cfg["weights"]
+    if weights not in (None, "imagenet") and not os.path.isfile(weights):
+        return [f"--weights {weights}: expected 'imagenet', 'none' or an existing weights file"]
+    if args.devices and args.strategy not in ("mirrored", "onedevice"):
+        return ["--devices goes with --strategy mirrored or onedevice"]
+    return []
+
+
+
+def build_parser():
+    from tfvideo import cli
+
+    pos = cli.int_type(1)
+    p = argparse.ArgumentParser(prog=f"python -m recipes.{NAME}", description=(
+        "Deep Feature Flow (Zhu et al. 2017) for video segmentation: Frame vs DFF with key frames every "
+        "l = 5, 10 frames and an adaptive scheduler, mIoU and frames/s beside the paper's Table 4."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", help="Cityscapes root (leftImg8bit_sequence/ and gtFine/ with "
+                                      "*_gtFine_labelTrainIds.png); without it the built-in 'objects' set "
+                                      "(objects cut from photographs moving over photographs, exact labels "
+                                      "and flow) is generated and used")
+    add_dff_flags(p, PROFILES, key_intervals=(5, 10), lr_help="initial learning rate (/10 for the last quarter)")
+    p.add_argument("--task-layers", type=int, default=1, help="layers in N_task (Table 5: 0, 1, 5, 12, 21)")
+    p.add_argument("--size", type=cli.size_type(128), help="built-in set: frame size HxW (multiples of 128; "
+                                                            "default 128x256)")
+    p.add_argument("--short-side", type=pos, help="Cityscapes frames resized to this short side (a multiple "
+                                                  "of 128; paper 1024)")
     from recipes.harness import add_run_flags
 
     return add_run_flags(p, NAME, data_out="shard folder (default tfrecords/cityscapes or tfrecords/objects-128x256)",
@@ -165,25 +195,13 @@ def resolve(args):
 
 def check_args(args, cfg):
     """Problems found before any work (reads only), as texts for ``parser.error``."""
-    from tfvideo.checks import check_model_name
     from tfvideo.data.prepare import check_reusable
     from tfvideo.models.dff import split_networks
     from tfvideo.models.flownet import SIZE_MULTIPLE
-    from tfvideo.training.run_dir import RunDir
 
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
-        return [f"--data-dir {args.data_dir}: not a folder"]
-    if args.flownet_weights is not None:
-        if not os.path.isfile(args.flownet_weights):
-            return [f"--flownet-weights {args.flownet_weights}: no such file"]
-        if cfg["flow"] != "s":
-            return [f"--flownet-weights: released weights exist for FlowNetS only (--flow s); got --flow "
-                    f"{cfg['flow']}"]
-    weights = cfg["weights"]
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        return [f"--weights {weights}: expected 'imagenet', 'none' or an existing weights file"]
-    if args.devices and args.strategy not in ("mirrored", "onedevice"):
-        return ["--devices goes with --strategy mirrored or onedevice"]
+    problems = check_dff_args(args, cfg)
+    if problems:
+        return problems
     if args.size is not None and args.data_dir is not None:
         return ["--size is for the built-in set; Cityscapes frames are sized by --short-side"]
     h, w = cfg["size"]
@@ -196,15 +214,11 @@ def check_args(args, cfg):
         split_networks("small", 2, task_layers=cfg["task_layers"]) if cfg["backbone"] == "small" else None
     except ValueError as err:
         return [f"--task-layers: {err}"]
-    try:
-        check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
-    except ValueError as err:
-        return [str(err)]
-    if args.run_dir is None:
-        args.run_dir = os.path.join("runs", NAME, time.strftime("%Y%m%d-%H%M%S"))
-    problem = RunDir.check_new_or_resume(args.run_dir, args.resume)
-    if problem:
-        return [problem]
+    from recipes.harness import check_run_args
+
+    problems = check_run_args(args, NAME)
+    if problems:
+        return problems
     try:
         for name, out, data_dir, options in sources(args, cfg):  # writer settings are the writer's to check
             check_reusable(name, out, data_dir, **{k: v for k, v in options.items() if k != "short_side"})

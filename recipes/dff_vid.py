@@ -72,8 +72,6 @@ PAD = 128  # FlowNet's size rule
 # ------------------------------------------------------------------------------------ arguments ----
 def build_parser():
     from tfvideo import cli
-    from tfvideo.models.dff import BACKBONES
-    from tfvideo.models.flownet import VARIANTS as FLOWS
 
     pos = cli.int_type(1)
     p = argparse.ArgumentParser(prog=f"python -m recipes.{NAME}", description=(
@@ -84,32 +82,10 @@ def build_parser():
                                       "Annotations/VID/...); without it the built-in 'objects_detection' set "
                                       "(objects cut from photographs moving over photographs, boxes from their "
                                       "exact masks) is generated and used")
-    p.add_argument("--profile", choices=tuple(PROFILES), help="'paper' (default with --data-dir) or 'cpu' "
-                                                               "(default on the built-in set)")
-    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=["dff", "separate"],
-                   help="Table 3 variants trained and compared with Frame; the first is exported")
-    p.add_argument("--backbone", choices=BACKBONES, help="feature network N_feat")
-    p.add_argument("--flow", choices=FLOWS, help="flow network F (paper: s, half, inception; tiny: ours)")
-    p.add_argument("--weights", help="N_feat's ResNet weights: 'imagenet' (downloads), 'none', or a file")
-    p.add_argument("--flownet-weights", help="pretrained FlowNetS (.npz/.params of the DFF release, "
-                                             "tfvideo.models.flownet.load_flownet_weights); default: "
-                                             "pretrained here on the built-in set's exact flow")
-    p.add_argument("--flow-order", choices=("paper", "dff_code"), default="paper",
-                   help="where F's last flow prediction sits (see recipes.dff_cityscapes)")
+    seg.add_dff_flags(p, PROFILES, key_intervals=(10,), lr_help="initial learning rate (/10 for the last third)")
     p.add_argument("--size", type=cli.size_type(128), help="built-in set: frame size HxW (multiples of 128; "
                                                             "default 128x256); VID: the training crop (512x768)")
     p.add_argument("--short-side", type=pos, help="ImageNet VID frames resized to this short side (paper 600)")
-    p.add_argument("--frame-steps", type=pos, help="training steps of Frame")
-    p.add_argument("--flow-steps", type=cli.int_type(0), help="pretraining steps of F on exact flow (0: none)")
-    p.add_argument("--steps", type=pos, help="training steps of each DFF variant on pairs")
-    p.add_argument("--steps-per-epoch", type=pos, help="steps between logs/checkpoints")
-    p.add_argument("--batch-size", type=pos, help="global batch of pairs")
-    p.add_argument("--lr", type=cli.float_type(), help="initial learning rate (/10 for the last third)")
-    p.add_argument("--key-intervals", type=pos, nargs="+", default=[10], help="l of the fixed scheduler")
-    p.add_argument("--adaptive-interval", type=pos, default=10,
-                   help="the adaptive scheduler's threshold is set on training videos so that it starts a "
-                        "key frame every this many frames on average")
-    p.add_argument("--eval-videos", type=pos, help="test videos evaluated (default: all)")
     p.add_argument("--min-score", type=cli.float_type(), default=0.5, help="boxes drawn in the GIF from this score")
     from recipes.harness import add_run_flags
 
@@ -152,38 +128,22 @@ def resolve(args):
 
 def check_args(args, cfg):
     """Problems found before any work (reads only), as texts for ``parser.error``."""
-    from tfvideo.checks import check_model_name
     from tfvideo.data.prepare import check_reusable
     from tfvideo.models.flownet import SIZE_MULTIPLE
-    from tfvideo.training.run_dir import RunDir
 
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
-        return [f"--data-dir {args.data_dir}: not a folder"]
-    if args.flownet_weights is not None:
-        if not os.path.isfile(args.flownet_weights):
-            return [f"--flownet-weights {args.flownet_weights}: no such file"]
-        if cfg["flow"] != "s":
-            return [f"--flownet-weights: released weights exist for FlowNetS only (--flow s); got --flow "
-                    f"{cfg['flow']}"]
-    weights = cfg["weights"]
-    if weights not in (None, "imagenet") and not os.path.isfile(weights):
-        return [f"--weights {weights}: expected 'imagenet', 'none' or an existing weights file"]
-    if args.devices and args.strategy not in ("mirrored", "onedevice"):
-        return ["--devices goes with --strategy mirrored or onedevice"]
+    problems = seg.check_dff_args(args, cfg)
+    if problems:
+        return problems
     h, w = cfg["size"]
     if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
         return [f"--size {h}x{w}: frames must be multiples of {SIZE_MULTIPLE} (FlowNet's size rule)"]
     if cfg["short_side"] is not None and cfg["short_side"] < h:
         return [f"--size {h}x{w}: the training crop must fit in frames of short side {cfg['short_side']}"]
-    try:
-        check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
-    except ValueError as err:
-        return [str(err)]
-    if args.run_dir is None:
-        args.run_dir = os.path.join("runs", NAME, time.strftime("%Y%m%d-%H%M%S"))
-    problem = RunDir.check_new_or_resume(args.run_dir, args.resume)
-    if problem:
-        return [problem]
+    from recipes.harness import check_run_args
+
+    problems = check_run_args(args, NAME)
+    if problems:
+        return problems
     try:
         for name, out, data_dir, options in sources(args, cfg):
             check_reusable(name, out, data_dir, **{k: v for k, v in options.items() if k != "short_side"})

@@ -29,6 +29,26 @@ def add_run_flags(p, name, *, data_out, dry_run):
     return p
 
 
+def check_run_args(args, name):
+    """The checks every recipe makes last, as texts for ``parser.error``: ``--export``'s last part is a
+    valid TF Serving model name, and ``--run-dir`` (default ``runs/<name>/<time>``, set here) is new or,
+    with ``--resume``, a run to continue."""
+    import os
+    import time
+
+    from tfvideo.checks import check_model_name
+    from tfvideo.training.run_dir import RunDir
+
+    try:
+        check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
+    except ValueError as err:
+        return [str(err)]
+    if args.run_dir is None:
+        args.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+    problem = RunDir.check_new_or_resume(args.run_dir, args.resume)
+    return [problem] if problem else []
+
+
 def start_run(parser, args, cfg, log):
     """Resolves the strategy (before anything touches TensorFlow: multi-worker needs it first), checks
     that ``cfg["batch_size"]`` splits over the replicas, claims ``args.run_dir`` (the chief writes it, a
@@ -76,3 +96,34 @@ def begin(parser, args, cfg, problems, prepare):
     except ValueError as err:
         parser.error(str(err))
     return log, strategy, chief, run_dir, data
+
+
+def prepare_action_set(args, cfg, log, *, dataset, chief=True, workers=1):
+    """The shards of a classification recipe: the built-in ``motion`` set when ``cfg["dataset"]`` is
+    ``"motion"`` (``cfg["videos_per_class"]`` sets its size), else ``dataset`` (``"ucf101"``,
+    ``"hmdb51"``) from ``args.data_dir``, split ``cfg["split"]``, frames resized to ``cfg["short_side"]``.
+    The chief writes, the other workers wait. Returns ``(shard folder, class names)``."""
+    import os
+
+    from tfvideo.data.prepare import prepare, wait_until_prepared
+
+    if cfg["dataset"] == "motion":
+        name, out, data_dir = "motion", args.data_out or "tfrecords/motion", None
+        log("data: the built-in 'motion' set (8 camera-motion classes filmed on real photographs: the class is "
+            f"in the motion, single frames cannot tell it) -- pass --data-dir for {dataset.upper()}")
+    else:
+        name, data_dir = dataset, args.data_dir
+        out = args.data_out or os.path.join("tfrecords", dataset, f"split{cfg['split']}")
+        log(f"data: {dataset.upper()} split {cfg['split']} from {data_dir}")
+    if not chief:
+        wait_until_prepared(out, log=log)
+    options = {"videos_per_class": cfg["videos_per_class"]} if name == "motion" and cfg["videos_per_class"] else None
+    summary = prepare(name, out, data_dir, split=cfg["split"], workers=args.workers, min_shards=workers,
+                      short_side=None if name == "motion" else cfg["short_side"], progress=not args.quiet and chief,
+                      log=None if name == "motion" or not chief else log, motion_options=options)
+    counts = {k: v["videos"] for k, v in summary["splits"].items()}
+    log(f"shards: {out} ({counts.get('train', 0)} train / {counts.get('test', 0)} test videos, "
+        f"{len(summary['classes'])} classes)")
+    if not counts.get("train") or not counts.get("test"):
+        raise SystemExit("error: the dataset has no train or no test videos")
+    return out, list(summary["classes"])

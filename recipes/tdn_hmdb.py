@@ -100,9 +100,7 @@ def resolve(args):
 
 
 def check_args(args, cfg):
-    from tfvideo.checks import check_model_name
     from tfvideo.models.tdn import TAPS
-    from tfvideo.training.run_dir import RunDir
 
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         return [f"--data-dir {args.data_dir}: not a folder"]
@@ -112,40 +110,16 @@ def check_args(args, cfg):
         return [f"--taps must hold 'input' and only names of {TAPS}; got {cfg['taps']}"]
     if not 0 <= cfg["dropout"] < 1:
         return [f"--dropout must be in [0, 1); got {cfg['dropout']}"]
-    try:
-        check_model_name(os.path.basename(os.path.normpath(args.export)), "--export's last part")
-    except ValueError as err:
-        return [str(err)]
-    if args.run_dir is None:
-        args.run_dir = os.path.join("runs", NAME, time.strftime("%Y%m%d-%H%M%S"))
-    problem = RunDir.check_new_or_resume(args.run_dir, args.resume)
-    return [problem] if problem else []
+    from recipes.harness import check_run_args
+
+    return check_run_args(args, NAME)
 
 
 # ------------------------------------------------------------------------------------------ data ----
 def prepare_data(args, cfg, log, chief=True, workers=1):
-    from tfvideo.data.prepare import prepare, wait_until_prepared
+    from recipes.harness import prepare_action_set
 
-    if cfg["dataset"] == "motion":
-        name, out, data_dir = "motion", args.data_out or "tfrecords/motion", None
-        log("data: the built-in 'motion' set (8 camera-motion classes filmed on real photographs: the class is in "
-            "the motion) -- pass --data-dir for HMDB51")
-    else:
-        name, out, data_dir = "hmdb51", args.data_out or os.path.join("tfrecords", "hmdb51", f"split{cfg['split']}"), \
-            args.data_dir
-        log(f"data: HMDB51 split {cfg['split']} from {data_dir}")
-    if not chief:
-        wait_until_prepared(out, log=log)
-    options = {"videos_per_class": cfg["videos_per_class"]} if name == "motion" and cfg["videos_per_class"] else None
-    summary = prepare(name, out, data_dir, split=cfg["split"], workers=args.workers, min_shards=workers,
-                      short_side=None if name == "motion" else cfg["short_side"], progress=not args.quiet and chief,
-                      log=None if name == "motion" or not chief else log, motion_options=options)
-    counts = {k: v["videos"] for k, v in summary["splits"].items()}
-    log(f"shards: {out} ({counts.get('train', 0)} train / {counts.get('test', 0)} test videos, "
-        f"{len(summary['classes'])} classes)")
-    if not counts.get("train") or not counts.get("test"):
-        raise SystemExit("error: the dataset has no train or no test videos")
-    return out, list(summary["classes"])
+    return prepare_action_set(args, cfg, log, dataset="hmdb51", chief=chief, workers=workers)
 
 
 def snippets(shards, cfg, *, training):
