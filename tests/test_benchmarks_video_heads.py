@@ -4,9 +4,12 @@ times every row."""
 import importlib.util
 import pathlib
 
+import pytest
+
 _PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "video_heads.py"
 
 
+@pytest.mark.slow  # ~40 s: fourteen models traced
 def test_quick_run_prints_every_table(capsys):
     spec = importlib.util.spec_from_file_location("benchmarks_video_heads", _PATH)
     bench = importlib.util.module_from_spec(spec)
