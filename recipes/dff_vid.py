@@ -438,7 +438,8 @@ def results_table(rows, cfg):
                  "measured frames/s over Frame's, the detection head included; Eq. 7 from FLOPs)")
     if cfg["dataset"] != "imagenet_vid":
         lines.append("  (the paper's figures are ImageNet VID's with ResNet-101 on a GPU, printed for the pattern "
-                     "-- Frame >= DFF > fix F > separate in mAP, DFF 5x faster -- not as a target for the built-in set)")
+                     "-- Frame >= DFF > fix F > separate in mAP, DFF 5x faster -- not as a target for the built-in "
+                     "set)")
     return lines
 
 

@@ -48,14 +48,17 @@ MODELS = ("conv", "lstm")
 LABELS = {"conv": "Conv Pooling", "lstm": "LSTM"}
 PROFILES = {
     "paper": dict(backbone="inception_v3", weights="imagenet", size=220, short_side=256, frames=30, stride=5,
-                  fc_units=4096, dropout=0.6, lstm_layers=5, lstm_units=512, batch_size=32, optimizer="sgd", lr=1e-5,
+                  fc_units=4096, dropout=0.6, spatial_pooling="avg_first", lstm_layers=5, lstm_units=512,
+                  batch_size=32, optimizer="sgd", lr=1e-5,
                   lstm_lr=30e-5, steps=20000, steps_per_epoch=500, eval_clips=10, tvnet_iterations=50),
     "cpu": dict(backbone="small", weights=None, size=48, short_side=None, frames=8, stride=1, fc_units=64,
-                dropout=0.0, lstm_layers=2, lstm_units=64, batch_size=16, optimizer="adam", lr=1e-3, lstm_lr=1e-3,
+                dropout=0.0, spatial_pooling="avg", lstm_layers=2, lstm_units=64, batch_size=16, optimizer="adam",
+                lr=1e-3, lstm_lr=1e-3,
                 steps=300, steps_per_epoch=50, eval_clips=3, tvnet_iterations=10),
 }
 #: The thesis's UCF101 figures (3-fold accuracy %, digest 3.8, Tables 3.6-3.7).
-PAPER = {"conv": {"rgb": 82.6, "fusion": 88.2, "note": "Conv Pooling 120 frames (Table 3.6/3.7; 30 frames at 6 fps: 82.0)"},
+PAPER = {"conv": {"rgb": 82.6, "fusion": 88.2,
+                  "note": "Conv Pooling 120 frames (Table 3.6/3.7; 30 frames at 6 fps: 82.0)"},
          "lstm": {"rgb": None, "fusion": 88.6, "note": "LSTM 30-frame unroll, image + flow (Table 3.7)"}}
 
 
@@ -83,6 +86,9 @@ def build_parser():
     p.add_argument("--lstm-layers", type=pos)
     p.add_argument("--lstm-units", type=pos)
     p.add_argument("--fc-units", type=pos)
+    p.add_argument("--spatial-pooling", choices=("flatten", "avg", "avg_first", "auto"),
+                   help="Conv Pooling's maps -> vector (tfvideo.models.snippets.pooling_model; the thesis's "
+                        "GoogLeNet: avg_first, max over time after the average pool)")
     p.add_argument("--dropout", type=cli.float_type(allow_zero=True), help="dropout after the FC layers (thesis 0.6)")
     p.add_argument("--steps", type=pos, help="training steps of each model")
     p.add_argument("--steps-per-epoch", type=pos)
@@ -103,7 +109,8 @@ def resolve(args):
     builtin = args.data_dir is None
     profile = args.profile or ("cpu" if builtin else "paper")
     cfg = dict(PROFILES[profile])
-    for key in ("backbone", "frames", "stride", "size", "lstm_layers", "lstm_units", "fc_units", "dropout", "steps",
+    for key in ("backbone", "frames", "stride", "size", "lstm_layers", "lstm_units", "fc_units", "dropout",
+                "spatial_pooling", "steps",
                 "steps_per_epoch", "batch_size", "lr", "lstm_lr", "eval_clips"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
@@ -168,7 +175,7 @@ def build(kind, stream, cfg, num_classes):
     if kind == "conv":
         core = snippets.pooling_model(num_classes, "conv", backbone=cfg["backbone"], weights=cfg["weights"],
                                       input_shape=shape, fc_units=cfg["fc_units"], dropout=cfg["dropout"],
-                                      name=f"conv_{stream}")
+                                      spatial_pooling=cfg["spatial_pooling"], name=f"conv_{stream}")
     else:
         core = snippets.lstm_model(num_classes, backbone=cfg["backbone"], weights=cfg["weights"], input_shape=shape,
                                    layers=cfg["lstm_layers"], units=cfg["lstm_units"], use_peepholes=cfg["peepholes"],
@@ -244,9 +251,11 @@ def main(argv=None):
             if stream == "flow" and rgb_core is not None:  # digest 3.6: flow models start from the RGB model
                 core.set_weights(rgb_core.get_weights())
             log(f"training {LABELS[kind]} on {'flow images' if stream == 'flow' else 'raw frames'} "
-                f"({train.count_params():,} parameters{', from the raw-frame model' if stream == 'flow' and rgb_core else ''})")
+                f"({train.count_params():,} parameters"
+                f"{', from the raw-frame model' if stream == 'flow' and rgb_core else ''})")
             per_epoch = cfg["steps_per_epoch"]
-            training.train(train, clips(shards, cfg, stream, training=True), run_dir=os.path.join(run_dir.path, f"{kind}_{stream}"),
+            training.train(train, clips(shards, cfg, stream, training=True),
+                           run_dir=os.path.join(run_dir.path, f"{kind}_{stream}"),
                            epochs=math.ceil(cfg["steps"] / per_epoch), steps_per_epoch=per_epoch, config=cfg,
                            monitor=None, backup_every_steps=per_epoch, verbose=0 if args.quiet else "auto")
             if not chief:
@@ -268,7 +277,8 @@ def main(argv=None):
     paper = cfg["dataset"] == "ucf101"
     lines = [f"results on {cfg['dataset']} test ({cfg['eval_clips']} clips of {cfg['eval_frames']} frames per video "
              f"for video Hit@k; clip Hit@1 on the centre clip):",
-             f"  {'model':34s} {'clip Hit@1':>10s} {'Hit@1':>7s} {'Hit@5':>7s}" + ("   the thesis (UCF101, 3-fold %)" if paper else "")]
+             f"  {'model':34s} {'clip Hit@1':>10s} {'Hit@1':>7s} {'Hit@5':>7s}"
+             + ("   the thesis (UCF101, 3-fold %)" if paper else "")]
     for key, r in results.items():
         kind, stream = key.split("_")
         name = f"{LABELS[kind]}, " + {"rgb": "raw frames", "flow": "flow images", "fusion": "raw + flow (1:1)"}[stream]
@@ -286,11 +296,16 @@ def main(argv=None):
     atomic_write_json(run_dir.eval / "summary.json", {"config": cfg, "results": summary, "classes": classes})
 
     spec = {"frames": tf.TensorSpec((None, None, cfg["size"], cfg["size"], 3), tf.uint8)}
+    def probabilities(model):
+        def call(frames):
+            return {"probabilities": model(frames, training=False)}
+        return call
+
     sigs = {}
     for kind in cfg["models"]:
         model = infer_models.get(f"{kind}_rgb") or infer_models.get(f"{kind}_flow")
-        sigs["conv_pooling" if kind == "conv" else "lstm"] = function_signature(
-            lambda frames, m=model: {"probabilities": m(frames, training=False)}, spec, ("probabilities",))
+        sigs["conv_pooling" if kind == "conv" else "lstm"] = function_signature(probabilities(model), spec,
+                                                                                ("probabilities",))
     sigs["serving_default"] = sigs.get("lstm") or sigs["conv_pooling"]
     import keras
 

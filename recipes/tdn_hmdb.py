@@ -236,8 +236,8 @@ def main(argv=None):
                       ("difference", "TDN's difference branch alone")):
         ref = f"   {PAPER[key]:.1f}" if paper and key in PAPER else ""
         lines.append(f"  {name:44s} {100 * results[key]:6.1f}%{ref}")
-    lines.append(f"  (chance {100 / num_classes:.1f}%; TDN trained {cfg['phase1_steps'] + cfg['phase2_steps']} steps more, "
-                 "from the image branch's weights)")
+    lines.append(f"  (chance {100 / num_classes:.1f}%; TDN trained {cfg['phase1_steps'] + cfg['phase2_steps']} "
+                 "steps more, from the image branch's weights)")
     for line in lines:
         log(line)
     atomic_write_json(run_dir.eval / "summary.json", {"config": cfg, "results": results, "classes": classes})

@@ -50,7 +50,8 @@ from tfvideo.ops import boxes as box_ops
 from tfvideo.ops.psroi import ps_vote, psroi_pool
 
 __all__ = ["MAPS", "LOSSES", "rfcn_task_network", "rfcn_head", "frame_detector", "dff_detector",
-           "DetectionTrainer", "detection_losses", "rpn_losses", "rcnn_losses", "smooth_l1", "split_detections", "transfer_weights"]
+           "DetectionTrainer", "detection_losses", "rpn_losses", "rcnn_losses", "smooth_l1", "split_detections",
+           "transfer_weights"]
 
 #: Outputs of N_task.
 MAPS = ("rpn_cls", "rpn_bbox", "rfcn_cls", "rfcn_bbox")
