@@ -146,6 +146,12 @@ def prepare_data(args, cfg, log, chief=True, workers=1):
     return prepare_action_set(args, cfg, log, dataset="ucf101", chief=chief, workers=workers)
 
 
+def flips(cfg):
+    """Random horizontal flips in training, except on the built-in ``motion`` set: a flip turns its
+    ``pan_left`` into ``pan_right`` and ``rotate_cw`` into ``rotate_ccw`` (the label is the direction)."""
+    return cfg["dataset"] != "motion"
+
+
 def clips(shards, cfg, stream, *, training, num_clips=1, frames=None):
     """Clips of ``T`` frames (``T + 1`` for the flow stream: T flow images)."""
     from tfvideo.data import pipeline
@@ -155,7 +161,7 @@ def clips(shards, cfg, stream, *, training, num_clips=1, frames=None):
     if training:
         return pipeline.clip_dataset(shards, "train", training=True, size=size, batch_size=cfg["batch_size"],
                                      num_frames=t, stride=cfg["stride"], seed=cfg["seed"],
-                                     resize_short_side=cfg["short_side"])
+                                     resize_short_side=cfg["short_side"], flip=flips(cfg))
     return pipeline.clip_dataset(shards, "test", training=False, size=size, batch_size=max(1, min(8, num_clips)),
                                  num_frames=t, stride=cfg["stride"], num_clips=num_clips, with_video_id=True,
                                  resize_short_side=cfg["short_side"])

@@ -130,7 +130,8 @@ def snippets(shards, cfg, *, training):
     short = cfg["short_side"] and round(cfg["size"] * cfg["short_side"] / 224)
     if training:
         ds = pipeline.segment_dataset(shards, "train", training=True, size=size, batch_size=cfg["batch_size"],
-                                      num_segments=cfg["segments"], seed=cfg["seed"], resize_short_side=short)
+                                      num_segments=cfg["segments"], seed=cfg["seed"], resize_short_side=short,
+                                      flip=cfg["dataset"] != "motion")  # motion: a flip swaps pan_left/right
         return ds.map(lambda x, y: (x[:, :, 0], y))
     ds = pipeline.segment_dataset(shards, "test", training=False, size=size, batch_size=8,
                                   num_segments=cfg["segments"], num_crops=cfg["eval_crops"],

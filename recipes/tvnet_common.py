@@ -205,7 +205,10 @@ def datasets(shards, cfg, eval_only_batches=None):
     size = (cfg["size"], cfg["size"])
     train = pipeline.segment_dataset(shards, "train", training=True, batch_size=cfg["batch_size"],
                                      num_segments=cfg["segments"], frames_per_segment=6, size=size,
-                                     seed=cfg["seed"], crop="tsn")
+                                     seed=cfg["seed"], crop="tsn",
+                                     # a flip turns the motion set's pan_left into pan_right (and rotate_cw
+                                     # into rotate_ccw): its labels are directions
+                                     flip=cfg["dataset"] != "motion")
     views = cfg["eval_crops"] * (2 if cfg["eval_flips"] else 1)
     test = pipeline.segment_dataset(shards, "test", training=False, batch_size=max(1, min(views, 10)),
                                     num_segments=cfg["eval_segments"], frames_per_segment=6,

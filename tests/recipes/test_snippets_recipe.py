@@ -39,6 +39,7 @@ def test_profiles_follow_the_thesis():
     assert cfg["lr"] == 1e-5 and cfg["lstm_lr"] == pytest.approx(30 * 1e-5) and cfg["optimizer"] == "sgd"
     builtin = recipe.resolve(recipe.build_parser().parse_args(["--no-peepholes", "--streams", "rgb"]))
     assert builtin["dataset"] == "motion" and builtin["peepholes"] is False and builtin["streams"] == ["rgb"]
+    assert recipe.flips(cfg) and not recipe.flips(builtin)  # motion's labels are directions
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -51,3 +52,18 @@ def test_bad_arguments_exit_2_before_any_work(tmp_path, capsys, argv, message):
         recipe.main([a.format(tmp=tmp_path) for a in argv] + ["--run-dir", str(tmp_path / "run")])
     assert info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # ~1 min
+def test_ucf101_layout_runs_and_prints_the_thesis_figures(tmp_path, capsys):
+    from tests.data.fakes import ucf101_tree
+
+    ucf101_tree(tmp_path / "ucf101")
+    recipe.main(["--data-dir", str(tmp_path / "ucf101"), "--profile", "cpu", "--size", "16", "--frames", "3",
+                 "--steps", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--eval-clips", "2",
+                 "--models", "conv", "--streams", "rgb", "--data-out", str(tmp_path / "data"),
+                 "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "saved_models" / "snip")])
+    summary = json.load(open(tmp_path / "run" / "eval" / "summary.json"))
+    assert summary["config"]["dataset"] == "ucf101" and summary["classes"] == ["ApplyEyeMakeup", "HandstandPushups"]
+    printed = capsys.readouterr()
+    assert "the thesis (UCF101, 3-fold %)" in printed.out + printed.err  # labelled, on the real layout

@@ -48,3 +48,18 @@ def test_bad_arguments_exit_2_before_any_work(tmp_path, capsys, argv, message):
         recipe.main([a.format(tmp=tmp_path) for a in argv] + ["--run-dir", str(tmp_path / "run")])
     assert info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # ~1 min
+def test_hmdb51_layout_runs(tmp_path):
+    from tests.data.fakes import hmdb51_tree
+
+    hmdb51_tree(tmp_path / "hmdb51")
+    out = recipe.main(["--data-dir", str(tmp_path / "hmdb51"), "--profile", "paper", "--backbone", "small",
+                       "--size", "32", "--image-steps", "1", "--phase1-steps", "1", "--phase2-steps", "1",
+                       "--steps-per-epoch", "1", "--batch-size", "2", "--quiet", "--data-out", str(tmp_path / "data"),
+                       "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "saved_models" / "tdn")])
+    summary = json.load(open(tmp_path / "run" / "eval" / "summary.json"))
+    assert summary["config"]["dataset"] == "hmdb51" and summary["classes"] == ["jump", "run"]
+    assert summary["config"]["segments"] == 2 and summary["config"]["partial_bn"]
+    assert set(out["results"]) == {"image", "tdn", "difference"}

@@ -191,3 +191,17 @@ def test_hmdb_recipe_with_data_dir_reads_hmdb51_and_names_the_paper(tmp_path, ca
     assert "skipped 2" in printed  # the fake tree's corrupt and empty videos
     assert "paper TVNet-50 57.5% (Table 3)" in printed  # the paper's figure, named, on real data
     assert out["config"]["dataset"] == "hmdb51" and out["results"]["temporal"]["num_videos"] == 2
+
+
+@pytest.mark.parametrize("dataset,flips", [("motion", False), ("hmdb51", True)])
+def test_training_flips_only_where_a_flip_keeps_the_label(monkeypatch, dataset, flips):
+    """The built-in motion set's classes are directions (a flip turns pan_left into pan_right, rotate_cw
+    into rotate_ccw): no training flips there; HMDB51 and UCF101 keep TSN's flips."""
+    from tfvideo.data import pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "segment_dataset", lambda *a, **k: seen.setdefault(k["split"] if "split" in k
+                                                                                      else a[1], k))
+    cfg = {**tvnet_common.PROFILES["cpu"], "dataset": dataset, "seed": 0}
+    tvnet_common.datasets("shards", cfg)
+    assert seen["train"].get("flip", True) is flips
