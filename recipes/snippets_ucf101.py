@@ -52,8 +52,8 @@ PROFILES = {
                   batch_size=32, optimizer="sgd", lr=1e-5,
                   lstm_lr=30e-5, steps=20000, steps_per_epoch=500, eval_clips=10, tvnet_iterations=50),
     "cpu": dict(backbone="small", weights=None, size=48, short_side=None, frames=8, stride=1, fc_units=64,
-                dropout=0.0, spatial_pooling="avg", lstm_layers=2, lstm_units=64, batch_size=16, optimizer="adam",
-                lr=1e-3, lstm_lr=1e-3,
+                dropout=0.0, spatial_pooling="avg", lstm_layers=2, lstm_units=64, batch_size=16,
+                optimizer="adam", lr=1e-3, lstm_lr=1e-3,
                 steps=300, steps_per_epoch=50, eval_clips=3, tvnet_iterations=10),
 }
 #: The thesis's UCF101 figures (3-fold accuracy %, digest 3.8, Tables 3.6-3.7).
