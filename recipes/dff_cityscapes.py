@@ -698,14 +698,11 @@ def export_model(model, cfg, num_classes, export, quiet):
 
 # -------------------------------------------------------------------------------------------- run ----
 def main(argv=None):
-    from recipes.harness import begin
+    import sys
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    cfg = resolve(args)
-    log, strategy, chief, run_dir, data = begin(
-        parser, args, cfg, check_args(args, cfg),
-        lambda log, chief, workers: prepare_data(args, cfg, log, chief=chief, workers=workers))
+    from recipes.harness import open_recipe
+
+    args, cfg, log, strategy, chief, run_dir, data = open_recipe(sys.modules[__name__], argv)
 
     from tfvideo import training
     from tfvideo.models.dff import speedup

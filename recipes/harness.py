@@ -98,6 +98,19 @@ def begin(parser, args, cfg, problems, prepare):
     return log, strategy, chief, run_dir, data
 
 
+def open_recipe(recipe, argv):
+    """A recipe module's ``main`` opening: ``recipe.build_parser()`` parses ``argv``, ``recipe.resolve(args)``
+    gives the config, ``recipe.check_args(args, cfg)`` the problems, then :func:`begin` with
+    ``recipe.prepare_data(args, cfg, log, chief=..., workers=...)``. Returns ``(args, cfg, log, strategy,
+    chief, run_dir, data)``."""
+    parser = recipe.build_parser()
+    args = parser.parse_args(argv)
+    cfg = recipe.resolve(args)
+    opened = begin(parser, args, cfg, recipe.check_args(args, cfg),
+                   lambda log, chief, workers: recipe.prepare_data(args, cfg, log, chief=chief, workers=workers))
+    return (args, cfg, *opened)
+
+
 def prepare_action_set(args, cfg, log, *, dataset, chief=True, workers=1):
     """The shards of a classification recipe: the built-in ``motion`` set when ``cfg["dataset"]`` is
     ``"motion"`` (``cfg["videos_per_class"]`` sets its size), else ``dataset`` (``"ucf101"``,

@@ -170,14 +170,11 @@ def top1(model, shards, cfg, progress):
 
 
 def main(argv=None):
-    from recipes.harness import begin
+    import sys
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    cfg = resolve(args)
-    log, strategy, chief, run_dir, (shards, classes) = begin(
-        parser, args, cfg, check_args(args, cfg),
-        lambda log, chief, workers: prepare_data(args, cfg, log, chief=chief, workers=workers))
+    from recipes.harness import open_recipe
+
+    args, cfg, log, strategy, chief, run_dir, (shards, classes) = open_recipe(sys.modules[__name__], argv)
 
     from tfvideo import training
     from tfvideo.export import classifier_signature, export_for_serving
