@@ -86,7 +86,8 @@ def build_parser():
     p.add_argument("--size", type=cli.size_type(128), help="built-in set: frame size HxW (multiples of 128; "
                                                             "default 128x256); VID: the training crop (512x768)")
     p.add_argument("--short-side", type=pos, help="ImageNet VID frames resized to this short side (paper 600)")
-    p.add_argument("--min-score", type=cli.float_type(), default=0.5, help="boxes drawn in the GIF from this score")
+    p.add_argument("--min-score", type=cli.float_type(), default=0.1, help="boxes drawn in the GIF from this score")
+    p.add_argument("--gif-boxes", type=pos, default=3, help="at most this many boxes per frame in the GIF (best first)")
     from recipes.harness import add_run_flags
 
     return add_run_flags(p, NAME, data_out="shard folder (default tfrecords/imagenet_vid or "
@@ -122,7 +123,8 @@ def resolve(args):
                variants=list(args.variants), flownet_weights=args.flownet_weights, flow_order=args.flow_order,
                key_intervals=sorted(set(args.key_intervals)), adaptive_interval=args.adaptive_interval,
                eval_videos=1 if args.dry_run else args.eval_videos, seed=args.seed, strategy=args.strategy,
-               videos=(args.videos or 48) if builtin else None, min_score=args.min_score, task_layers=1)
+               videos=(args.videos or 48) if builtin else None, min_score=args.min_score, gif_boxes=args.gif_boxes,
+               task_layers=1)
     return cfg
 
 
@@ -444,8 +446,9 @@ def results_table(rows, cfg):
 
 
 # ------------------------------------------------------------------------------------- pictures ----
-def video_gif(path, video, runners, class_names, min_score):
-    """Frame with its true boxes | Frame's detections | DFF's detections ("key" marks key frames)."""
+def video_gif(path, video, runners, class_names, min_score, max_boxes=3):
+    """Frame with its true boxes | Frame's detections | DFF's detections ("key" marks key frames): the
+    ``max_boxes`` best detections of each frame with a score of at least ``min_score``."""
     from tfvideo import viz
 
     frames = video["frames"]
@@ -458,7 +461,7 @@ def video_gif(path, video, runners, class_names, min_score):
         panels = [viz.draw_boxes(x, gt["boxes"], gt["labels"], class_names=class_names, num_classes=count)]
         titles = ["truth"]
         for name, (outputs, keys) in results.items():
-            boxes, scores, labels = outputs[t]
+            boxes, scores, labels = (a[:max_boxes] for a in outputs[t])  # rows are sorted by score
             panels.append(viz.draw_boxes(x, boxes, labels, scores, class_names, count, min_score=min_score))
             titles.append(name + (" (key)" if keys[t] and name != "Frame" else ""))
         pictures.append(viz.side_by_side(panels, titles))
@@ -511,7 +514,8 @@ def main(argv=None):
                                                            for c, ap in row["per_class"].items()))
     for line in lines:
         log(line)
-    gif = video_gif(run_dir.eval / "dff_vid.gif", gif_video, gif_runners, data["classes"], cfg["min_score"])
+    gif = video_gif(run_dir.eval / "dff_vid.gif", gif_video, gif_runners, data["classes"], cfg["min_score"],
+                    cfg["gif_boxes"])
     log(f"picture: {gif}")
     results = {name: dict(row) for name, row in rows}
     atomic_write_json(run_dir.eval / "summary.json", {"config": cfg, "results": results, "cost": cost,
