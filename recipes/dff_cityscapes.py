@@ -254,35 +254,45 @@ def sources(args, cfg):
 def prepare_data(args, cfg, log, chief=True, workers=1):
     """Writes the shards (chief; others wait). Returns ``{"seg": folder, "flow": folder or None,
     "classes": [...], "test_split": "test" | "val"}``."""
-    from tfvideo.data.prepare import prepare, wait_until_prepared
-
     if cfg["dataset"] == "objects":
         log("data: the built-in 'objects' set at {}x{} (objects cut from photographs moving over "
             "photographs, exact labels and flow) -- pass --data-dir for Cityscapes".format(*cfg["size"]))
     else:
         log(f"data: Cityscapes from {args.data_dir}, short side {cfg['short_side']}")
     result = {"flow": None}
-    for index, (name, out, data_dir, options) in enumerate(sources(args, cfg)):
-        if not chief:
-            wait_until_prepared(out, log=log)
-        summary = prepare(name, out, data_dir, workers=args.workers, min_shards=workers,
-                          progress=not args.quiet and chief, log=log if chief and name != "objects" else None,
-                          **options)
-        counts = {k: v["videos"] for k, v in summary["splits"].items()}
-        log(f"shards: {out} ({', '.join(f'{n} {k}' for k, n in counts.items())} videos)")
-        if not counts.get("train"):
-            raise SystemExit(f"error: {out} has no training videos")
+    for index, (name, out, summary, test_split) in enumerate(prepare_sources(args, sources(args, cfg), log,
+                                                                            chief, workers)):
         if index == 0:
-            result["seg"] = out
-            result["classes"] = list(summary["classes"]) or list(CITYSCAPES_CLASSES)
-            result["test_split"] = "test" if counts.get("test") else "val"
-            if not counts.get(result["test_split"]):
-                raise SystemExit(f"error: {out} has no test/val videos to evaluate on")
+            result.update(seg=out, classes=list(summary["classes"]) or list(CITYSCAPES_CLASSES),
+                          test_split=test_split)
             if name == "objects":
                 result["flow"] = out
         else:
             result["flow"] = out
     return result
+
+
+def prepare_sources(args, sources_list, log, chief, workers):
+    """Writes (chief) or waits for (other workers) the shards of ``sources_list`` (``[(prepare name,
+    folder, data dir, options)]``, the first one the task's set); yields ``(name, folder, summary,
+    test split)`` each; exits when a set has no training videos or the first one no test/val videos.
+    Shared by both DFF recipes."""
+    from tfvideo.data.prepare import prepare, wait_until_prepared
+
+    for index, (name, out, data_dir, options) in enumerate(sources_list):
+        if not chief:
+            wait_until_prepared(out, splits=("train",), log=log)
+        builtin = name in ("objects", "objects_detection")
+        summary = prepare(name, out, data_dir, workers=args.workers, min_shards=workers,
+                          progress=not args.quiet and chief, log=log if chief and not builtin else None, **options)
+        counts = {k: v["videos"] for k, v in summary["splits"].items()}
+        log(f"shards: {out} ({', '.join(f'{n} {k}' for k, n in counts.items())} videos)")
+        if not counts.get("train"):
+            raise SystemExit(f"error: {out} has no training videos")
+        test_split = "test" if counts.get("test") else "val"
+        if index == 0 and not counts.get(test_split):
+            raise SystemExit(f"error: {out} has no test/val videos to evaluate on")
+        yield name, out, summary, test_split
 
 
 def pair_data(shards, cfg, *, max_offset, frames_only=False):

@@ -177,8 +177,6 @@ def sources(args, cfg):
 def prepare_data(args, cfg, log, chief=True, workers=1):
     """Writes the shards (chief; others wait). Returns ``{"det": folder, "flow": folder or None,
     "classes": [...], "test_split": "test" | "val"}``."""
-    from tfvideo.data.prepare import prepare, wait_until_prepared
-
     if cfg["dataset"] == "objects_detection":
         log("data: the built-in 'objects_detection' set at {}x{} (objects cut from photographs moving over "
             "photographs, boxes from their exact masks) -- pass --data-dir for ImageNet VID".format(*cfg["size"]))
@@ -186,21 +184,10 @@ def prepare_data(args, cfg, log, chief=True, workers=1):
         log(f"data: ImageNet VID from {args.data_dir}, short side {cfg['short_side']} (VID only: the paper's "
             "DET images have no adapter here)")
     result = {"flow": None}
-    for index, (name, out, data_dir, options) in enumerate(sources(args, cfg)):
-        if not chief:
-            wait_until_prepared(out, splits=("train",), log=log)
-        summary = prepare(name, out, data_dir, workers=args.workers, min_shards=workers,
-                          progress=not args.quiet and chief, log=log if chief and name == "imagenet_vid" else None,
-                          **options)
-        counts = {k: v["videos"] for k, v in summary["splits"].items()}
-        log(f"shards: {out} ({', '.join(f'{n} {k}' for k, n in counts.items())} videos)")
-        if not counts.get("train"):
-            raise SystemExit(f"error: {out} has no training videos")
+    for index, (name, out, summary, test_split) in enumerate(seg.prepare_sources(args, sources(args, cfg), log,
+                                                                                chief, workers)):
         if index == 0:
-            result.update(det=out, classes=list(summary["classes"]),
-                          test_split="test" if counts.get("test") else "val")
-            if not counts.get(result["test_split"]):
-                raise SystemExit(f"error: {out} has no test/val videos to evaluate on")
+            result.update(det=out, classes=list(summary["classes"]), test_split=test_split)
         else:
             result["flow"] = out
     return result
