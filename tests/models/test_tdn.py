@@ -93,8 +93,8 @@ def test_injected_difference_is_shared_feature_difference(taps):
                 j = feature_taps.index(t)
                 expected = feats[p + 1][j] - feats[p][j]
             np.testing.assert_allclose(got[:, p], expected, rtol=1e-5, atol=1e-5, err_msg=t)
-    expected_shapes = {"input": (32, 32, 3), "conv1": (16, 16, 8), "res2": (8, 8, 16),
-                       "res3": (4, 4, 32), "res4": (2, 2, 32)}
+    expected_shapes = {"input": (32, 32, 3), "conv1": (16, 16, 32), "res2": (8, 8, 64),
+                       "res3": (4, 4, 128), "res4": (2, 2, 128)}
     assert [v.shape[1:] for v in seen] == [expected_shapes[t] for t in taps]
 
     # inside the difference subnetwork: the input difference is its input, and each tap's difference
@@ -216,7 +216,7 @@ def test_flow_input_layout_and_cross_modality_init(tmp_path):
             values = layer.get_weights()
             ref = src[layer.name[len(prefix):]]
             if layer.name == f"{prefix}conv1_conv":  # TSN: RGB kernel averaged, replicated x 10
-                assert values[0].shape == (3, 3, 10, 8)
+                assert values[0].shape == (3, 3, 10, 32)
                 for c in range(10):
                     np.testing.assert_allclose(values[0][:, :, c], ref[0].mean(axis=2), rtol=1e-6)
                 np.testing.assert_array_equal(values[1], ref[1])
@@ -363,7 +363,8 @@ def test_any_snippet_count_tf_function_save_load_export(tmp_path):
     for s in (2, 3):
         eager = np.asarray(model(FRAMES[:, :s], training=False))
         assert eager.shape == (2, NUM_CLASSES)
-        np.testing.assert_allclose(fn(FRAMES[:, :s]), eager, rtol=1e-5, atol=1e-5)
+        # graph vs eager: float32 rounding of logits in the thousands (random weights)
+        np.testing.assert_allclose(fn(FRAMES[:, :s]), eager, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(loaded(FRAMES[:, :s], training=False), eager, rtol=1e-6,
                                    atol=1e-6)
     # an exported classifier signature (unknown batch and snippet count) gives the same logits
@@ -373,7 +374,7 @@ def test_any_snippet_count_tf_function_save_load_export(tmp_path):
     for s in (2, 3):
         served = exported.signatures["serving_default"](frames=tf.constant(FRAMES[:, :s]))
         np.testing.assert_allclose(served["logits"], model(FRAMES[:, :s], training=False),
-                                   rtol=1e-5, atol=1e-5)
+                                   rtol=1e-4, atol=1e-4)
     fixed = small(segments=3)
     assert fixed.input.shape == (None, 3, SIZE, SIZE, 3)
     with pytest.raises(ValueError, match="incompatible"):
