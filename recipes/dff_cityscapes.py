@@ -72,6 +72,9 @@ PROFILES = {
                 batch_size=8, optimizer="adam", lr=1e-3, momentum=None, weight_decay=0.0,
                 frame_steps=1000, steps=500, flow_steps=600, steps_per_epoch=100, init="frame"),
 }
+#: The flags of :func:`add_dff_flags` that override a profile's value (both DFF recipes).
+SHARED_KEYS = ("backbone", "flow", "frame_steps", "flow_steps", "steps", "steps_per_epoch", "batch_size", "lr",
+               "short_side")
 #: Size of the built-in set for this recipe: FlowNet needs multiples of 128.
 OBJECTS_SIZE = (128, 256)
 #: The paper's Table 4 (Cityscapes, l = 5; mIoU %, frames/s on a K40 GPU, 1024 x 2048 frames).
@@ -165,19 +168,10 @@ def build_parser():
 
 def resolve(args):
     """The run's config: the profile, then the flags."""
-    builtin = args.data_dir is None
-    profile = args.profile or ("cpu" if builtin else "paper")
-    cfg = dict(PROFILES[profile])
-    if not builtin and profile == "cpu":
-        cfg["short_side"], cfg["size"] = 256, None
-    for key in ("backbone", "flow", "frame_steps", "flow_steps", "steps", "steps_per_epoch", "batch_size", "lr",
-                "short_side"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
-    if args.weights is not None:
-        cfg["weights"] = None if args.weights.lower() == "none" else args.weights
-    if cfg["backbone"] == "small":
-        cfg["weights"] = None
+    from recipes.harness import profile_config
+
+    builtin, profile, cfg = profile_config(args, PROFILES, SHARED_KEYS,
+                                           real_data_cpu={"short_side": 256, "size": None})
     if builtin:
         cfg["short_side"] = None
         cfg["size"] = tuple(args.size or OBJECTS_SIZE)

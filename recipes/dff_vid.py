@@ -97,19 +97,9 @@ def build_parser():
 
 def resolve(args):
     """The run's config: the profile, then the flags."""
-    builtin = args.data_dir is None
-    profile = args.profile or ("cpu" if builtin else "paper")
-    cfg = dict(PROFILES[profile])
-    if not builtin and profile == "cpu":
-        cfg["short_side"] = 300
-    for key in ("backbone", "flow", "frame_steps", "flow_steps", "steps", "steps_per_epoch", "batch_size", "lr",
-                "short_side"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
-    if args.weights is not None:
-        cfg["weights"] = None if args.weights.lower() == "none" else args.weights
-    if cfg["backbone"] == "small":
-        cfg["weights"] = None
+    from recipes.harness import profile_config
+
+    builtin, profile, cfg = profile_config(args, PROFILES, seg.SHARED_KEYS, real_data_cpu={"short_side": 300})
     if builtin:
         cfg["short_side"] = None
         cfg["size"] = tuple(args.size or OBJECTS_SIZE)

@@ -29,6 +29,26 @@ def add_run_flags(p, name, *, data_out, dry_run):
     return p
 
 
+def profile_config(args, profiles, keys, *, real_data_cpu=None):
+    """The run's starting config: ``args.profile`` (default ``"cpu"`` on the built-in set, ``"paper"`` with
+    ``--data-dir``) copied from ``profiles``, ``real_data_cpu`` merged in for the ``cpu`` profile on real
+    data, then every flag of ``keys`` that was given; ``--weights none`` is None and a ``small`` backbone
+    never has weights. Returns ``(builtin, profile, cfg)``."""
+    builtin = args.data_dir is None
+    profile = args.profile or ("cpu" if builtin else "paper")
+    cfg = dict(profiles[profile])
+    if not builtin and profile == "cpu":
+        cfg.update(real_data_cpu or {})
+    for key in keys:
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if getattr(args, "weights", None) is not None:
+        cfg["weights"] = None if args.weights.lower() == "none" else args.weights
+    if cfg.get("backbone") == "small":
+        cfg["weights"] = None
+    return builtin, profile, cfg
+
+
 def check_run_args(args, name):
     """The checks every recipe makes last, as texts for ``parser.error``: ``--export``'s last part is a
     valid TF Serving model name, and ``--run-dir`` (default ``runs/<name>/<time>``, set here) is new or,

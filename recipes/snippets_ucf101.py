@@ -115,18 +115,11 @@ def build_parser():
 
 
 def resolve(args):
-    builtin = args.data_dir is None
-    profile = args.profile or ("cpu" if builtin else "paper")
-    cfg = dict(PROFILES[profile])
-    for key in ("backbone", "frames", "stride", "size", "lstm_layers", "lstm_units", "fc_units", "dropout",
-                "spatial_pooling", "flow_bound", "steps",
-                "steps_per_epoch", "batch_size", "lr", "lstm_lr", "eval_clips"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
-    if args.weights is not None:
-        cfg["weights"] = None if args.weights.lower() == "none" else args.weights
-    if cfg["backbone"] == "small":
-        cfg["weights"] = None
+    from recipes.harness import profile_config
+
+    builtin, profile, cfg = profile_config(args, PROFILES, (
+        "backbone", "frames", "stride", "size", "lstm_layers", "lstm_units", "fc_units", "dropout",
+        "spatial_pooling", "flow_bound", "steps", "steps_per_epoch", "batch_size", "lr", "lstm_lr", "eval_clips"))
     if args.dry_run:
         cfg.update(steps=1, steps_per_epoch=1)
     cfg["steps_per_epoch"] = min(cfg["steps_per_epoch"], cfg["steps"])

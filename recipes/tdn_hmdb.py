@@ -81,17 +81,11 @@ def build_parser():
 def resolve(args):
     from tfvideo.models.tdn import DEFAULT_TAPS
 
-    builtin = args.data_dir is None
-    profile = args.profile or ("cpu" if builtin else "paper")
-    cfg = dict(PROFILES[profile])
-    for key in ("backbone", "segments", "size", "image_steps", "phase1_steps", "phase2_steps", "steps_per_epoch",
-                "batch_size", "lr", "dropout"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
-    if args.weights is not None:
-        cfg["weights"] = None if args.weights.lower() == "none" else args.weights
-    if cfg["backbone"] == "small":
-        cfg["weights"] = None
+    from recipes.harness import profile_config
+
+    builtin, profile, cfg = profile_config(args, PROFILES, (
+        "backbone", "segments", "size", "image_steps", "phase1_steps", "phase2_steps", "steps_per_epoch",
+        "batch_size", "lr", "dropout"))
     if args.dry_run:
         cfg.update(image_steps=1, phase1_steps=1, phase2_steps=1, steps_per_epoch=1)
     cfg.update(profile=profile, dataset="motion" if builtin else "hmdb51", split=args.split,

@@ -371,15 +371,7 @@ def test_trainer_on_a_frame_without_boxes():
 
 
 # ------------------------------------------------------------------------------------ Algorithm 1
-
-
-class Counting:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *a):
-        self.calls += 1
-        return self.fn(*a)
+from tests.models.test_dff_runner import Counting  # noqa: E402  (the call counter of the segmentation runner's tests)
 
 
 def test_runner_on_the_dff_detector(detectors):
