@@ -308,3 +308,36 @@ def test_preview_sheet_has_one_row_per_class(tmp_path):
     path = preview(str(tmp_path / "sheet.png"), num_frames=3, size=(24, 32))
     sheet = cv2.imread(path)
     assert sheet is not None and sheet.shape[0] >= 8 * 24 and sheet.shape[1] >= 5 * 24
+
+
+def test_exact_flow_goes_into_the_shards(tmp_path):
+    """``prepare(item_transform=ExactFlow())``: every stored flow is the renderer's exact flow of that clip
+    (rebuilt from the file name and motion.json), half-float rounded."""
+    from tfvideo.data import pipeline
+    from tfvideo.data.motion import ExactFlow, clip_flows, clip_spec
+    from tfvideo.data.prepare import prepare
+
+    opts = {"videos_per_class": 2, "num_frames": 5, "size": (24, 32)}
+    prepare("motion", tmp_path / "s", motion_options=opts, item_transform=ExactFlow(), progress=False, log=None)
+    videos = list(pipeline.read_videos(str(tmp_path / "s"), "test", flow=True))
+    assert len(videos) == len(M.CLASSES)
+    for v in videos:
+        cls, stem = v["video_id"].split("/")
+        photo, index = stem[len(cls) + 1:-4], int(stem[-3:])
+        spec = clip_spec(cls, seed=0, index=index, num_frames=5, size=(24, 32), photo=photo)
+        np.testing.assert_array_equal(v["flow_frame_index"], np.arange(4))
+        np.testing.assert_allclose(v["flows"], clip_flows(spec), atol=2e-3)
+
+
+def test_exact_flow_refuses_files_that_are_not_motion_videos(tmp_path):
+    from tfvideo.data.items import Item, ReadError
+    from tfvideo.data.motion import ExactFlow
+
+    class Fake(Item):
+        def load(self, short_side=None, fps=None):
+            return {"frames": np.zeros((3, 16, 16, 3), np.uint8), "fps": 25.0}
+
+    (tmp_path / "pan_up").mkdir()
+    item = ExactFlow().wrap(Fake("pan_up/x", 3, "pan_up", str(tmp_path / "pan_up" / "x.avi")))
+    with pytest.raises(ReadError, match="motion"):
+        item.load()

@@ -269,6 +269,42 @@ def test_dense_flow_training_flip_negates_u(data):
     assert any(flips) and not all(flips)
 
 
+
+def test_action_flow_labels_flows_validity_and_future_flow(data):
+    """ActionFlowNet's samples: the label, and per frame t the flow t -> t + 1 with its validity as a third
+    channel (the last frame's future flow, t = 5, is not stored: valid 0, value 0)."""
+    ds = pipeline.action_flow_dataset([data["flow"]], training=False, batch_size=4, num_frames=6,
+                                      resize_short_side=12, crop="center", size=(12, 16), flip_views=True)
+    frames, targets = _collect(ds)
+    assert set(targets) == {"logits", "flow"}
+    np.testing.assert_array_equal(targets["logits"], [0, 0])
+    flow = targets["flow"]
+    assert frames.shape == (2, 6, 12, 16, 3) and flow.shape == (2, 6, 12, 16, 3) and flow.dtype == np.float32
+    expected_w = np.zeros((6, 12, 16))
+    expected_w[[0, 1, 2, 4]] = 1
+    expected_w[1, 2, 3] = 0
+    u = np.arange(1, 7, dtype=np.float64)[:, None, None]
+    for view, sign in ((0, 1.0), (1, -1.0)):
+        w = expected_w if view == 0 else expected_w[:, :, ::-1]
+        np.testing.assert_array_equal(flow[view, ..., 2], w)
+        known = w > 0
+        np.testing.assert_allclose(flow[view, ..., 0][known], np.broadcast_to(sign * u, w.shape)[known],
+                                   atol=1e-4)
+        np.testing.assert_allclose(flow[view, ..., 1][known], -0.5, atol=1e-4)
+        np.testing.assert_array_equal(flow[view, ..., :2][~known], 0.0)
+
+
+def test_action_flow_training_clips_are_consecutive(data):
+    ds = pipeline.action_flow_dataset([data["flow"]], training=True, batch_size=4, num_frames=3,
+                                      crop="center", size=(H, W), flip=False, seed=0)
+    frames, targets = _collect(ds, 1)
+    for f, fl in zip(frames, targets["flow"]):
+        ids = _ids(f, channel=2)
+        np.testing.assert_array_equal(np.diff(ids), [1, 1])
+        has_flow = np.isin(ids, [0, 1, 2, 4])
+        np.testing.assert_array_equal(fl[..., 2].max(axis=(1, 2)) > 0, has_flow)
+        np.testing.assert_allclose(fl[has_flow, 0, 0, 0], 2.0 * (ids[has_flow] + 1), atol=1e-3)
+
 def test_dense_segmentation(data):
     ds = pipeline.dense_dataset([data["seg"]], target="segmentation", training=False,
                                 batch_size=2, num_frames=4, crop="center", size=(H, W))

@@ -115,12 +115,13 @@ import numpy as np
 
 from tfvideo.cli import size_type
 from tfvideo.data import photos
+from tfvideo.data.items import Item, ReadError
 from tfvideo.files import atomic_write_text
 
 __all__ = [
     "CLASSES", "PHOTOS", "VERSION", "SPLITS_DIR", "ClipSpec", "clip_spec",
     "frame_transform", "make_clip", "exact_flow", "clip_flows", "video_name", "generate_motion",
-    "build_parser", "main", "preview",
+    "ExactFlow", "build_parser", "main", "preview",
 ]
 
 #: Class names, sorted: label index = position.
@@ -425,6 +426,73 @@ def make_clip(spec: ClipSpec) -> np.ndarray:
         f += bank[i, dy:dy + h, dx:dx + w] * np.float32(spec.noise)
         frames[t] = np.clip(np.rint(f), 0, 255)
     return frames
+
+
+# ----------------------------------------------------------------------------------------------------
+# exact flow into the shards
+# ----------------------------------------------------------------------------------------------------
+class ExactFlow:
+    """The exact flow of every frame pair of a ``motion`` video, stored in its shards (the
+    ``prepare(item_transform=...)`` hook, like :class:`tfvideo.teachers.FlowTeacher`).
+
+    Each item's clip parameters are rebuilt from its file (``<root>/<class>/<class>_<photo>_<index>.avi``)
+    and ``<root>/motion.json`` (the generator's seed, frame count and size), so the flows are the
+    renderer's own (:func:`clip_flows`), not an estimate. Frames resized on the way in (``short_side``)
+    get the flow resized with them (vectors scaled); frame-rate subsampling is refused (the exact flow
+    is between consecutive rendered frames).
+
+    >>> ExactFlow().settings()
+    {'name': 'motion_exact_flow', 'version': 1}
+    """
+
+    def settings(self) -> dict:
+        return {"name": "motion_exact_flow", "version": VERSION}
+
+    def describe(self) -> str:
+        return "exact flow (motion renderer)"
+
+    def wrap(self, item):
+        return _ExactFlowItem(video_id=item.video_id, label=item.label, label_text=item.label_text,
+                              source=item.source, base=item)
+
+
+def _spec_of(source: str, class_name: str) -> ClipSpec:
+    """The :class:`ClipSpec` a ``motion`` video file was rendered from."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(source)))
+    stem = os.path.splitext(os.path.basename(source))[0]
+    try:
+        with open(os.path.join(root, _META), encoding="utf-8") as f:
+            params = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ReadError(source, f"not a motion video: {os.path.join(root, _META)} unreadable ({err})") from None
+    photo = stem[len(class_name) + 1:-4]
+    if (params.get("version") != VERSION or not stem.startswith(class_name + "_") or photo not in PHOTOS
+            or not stem[-3:].isdigit()):
+        raise ReadError(source, f"not a motion video of version {VERSION} named <class>_<photo>_<index>")
+    return clip_spec(class_name, seed=int(params["seed"]), index=int(stem[-3:]),
+                     num_frames=int(params["num_frames"]), size=tuple(params["size"]), photo=photo)
+
+
+@dataclasses.dataclass(kw_only=True)
+class _ExactFlowItem(Item):
+    base: Item
+
+    def load(self, short_side=None, fps=None):
+        out = dict(self.base.load(short_side=short_side, fps=fps))
+        spec = _spec_of(self.source, self.label_text)
+        frames = out["frames"]
+        if len(frames) != spec.num_frames:
+            raise ReadError(self.source, f"{len(frames)} frames read, {spec.num_frames} rendered: the exact "
+                                         "flow needs every frame (no fps subsampling)")
+        flows = clip_flows(spec)
+        h, w = frames.shape[1:3]
+        if (h, w) != spec.size:
+            sy, sx = h / spec.size[0], w / spec.size[1]
+            flows = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in flows])
+            flows *= np.array([sx, sy], np.float32)
+        out.update(flows=flows.astype(np.float32), flow_frame_index=np.arange(len(flows), dtype=np.int64),
+                   flow_valid=None)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ from tfvideo.data import augment, sampling, schema
 from tfvideo.data.shards import shard_files
 
 __all__ = ["list_shards", "read_records", "read_videos", "clip_dataset", "segment_dataset", "pair_dataset",
-           "dense_dataset", "detection_pair_dataset", "transform_boxes", "CROPS", "TARGETS"]
+           "dense_dataset", "action_flow_dataset", "detection_pair_dataset", "transform_boxes", "CROPS", "TARGETS"]
 
 CROPS = ("tsn", "random_resized", "random", "center")
 TARGETS = ("flow", "segmentation", "colour")
@@ -711,6 +711,51 @@ def dense_dataset(data, split=None, *, target, training, size, batch_size, num_f
                       with_video_id=with_video_id,
                       flow=target == "flow", segmentation=target == "segmentation")
 
+
+
+def action_flow_dataset(data, split=None, *, training, size, batch_size, num_frames=16, num_clips=1,
+                        with_video_id=False, drop_remainder=None, crop="random", flip=True,
+                        color_jitter=None, resize_short_side=None, num_crops=1, flip_views=False,
+                        seed=None, deterministic=None, shuffle_buffer=256, cache=False, cycle_length=4):
+    """ActionFlowNet's multitask samples (thesis ch. 4, Eq. 4.2): ``num_frames`` consecutive frames, the
+    video's class and the flow of every sampled frame to the next.
+
+    The flow of the last sampled frame ``T - 1`` goes to frame ``T``, which the clip does not show: the
+    future flow of digest 4.1; it has weight 0 when the clip ends on the video's last frame (no stored
+    flow). Flows come from the shards' ``flow/encoded`` (exact flow of a built-in set, or a teacher's
+    pseudo ground truth, :mod:`tfvideo.teachers`), scaled with the crop and with ``u`` negated by flips,
+    like :func:`dense_dataset` with ``target="flow"``. Frames are consecutive (digest 4.2: "16
+    consecutive frames"); for strided clips and no flow use :func:`clip_dataset`.
+
+    Other arguments: see :func:`clip_dataset`.
+
+    Returns:
+      ``(frames uint8 (B, T, H, W, 3), {"logits": label int32 (B,), "flow": float32 (B, T, H, W, 3)})``:
+      the flow target's channels are ``(u, v, valid)`` (valid 1 or 0; unknown vectors are 0), the
+      layout :class:`tfvideo.losses.FlowEndPointError` reads; the keys are ActionFlowNet's output names
+      (:func:`tfvideo.models.actionflownet.actionflownet`), so the dataset goes to ``model.fit`` as is.
+    """
+    opts = _Options(training=training, size=size, crop=crop, flip=flip, color_jitter=color_jitter,
+                    resize_short_side=resize_short_side, num_crops=num_crops, flip_views=flip_views,
+                    seed=seed, deterministic=deterministic, shuffle_buffer=shuffle_buffer,
+                    cache=cache, cycle_length=cycle_length)
+
+    def sample_fn(record, seed):
+        idx = _clip_indices(record, seed, opts, num_frames, 1, num_clips)
+        sample = {augment.FRAMES: _gather_frames(record, idx)}
+        sample[augment.FLOW], sample[augment.FLOW_VALID] = _flows_at(record, idx)
+        return sample
+
+    def structure(sample, with_id):
+        frames = tf.ensure_shape(sample[augment.FRAMES], [num_frames, *opts.size, 3])
+        valid = tf.cast(sample[augment.FLOW_VALID], tf.float32)
+        flow = tf.ensure_shape(sample[augment.FLOW], [num_frames, *opts.size, 2])
+        flow = tf.where(valid[..., None] > 0, flow, 0.0)
+        return (_with_id(frames, sample, with_id),
+                {"logits": sample["label"], "flow": tf.concat([flow, valid[..., None]], -1)})
+
+    return opts.build(data, split, sample_fn, structure, batch_size, drop_remainder=drop_remainder,
+                      with_video_id=with_video_id, flow=True)
 
 
 def detection_pair_dataset(data, split=None, *, training, size, batch_size, max_offset=9,
