@@ -12,6 +12,7 @@ from tfvideo.layers.tdn import (TDN_FUSION_WEIGHTS, FoldSegments, L1FuseScores, 
 from tfvideo.layers.temporal_pooling import (FlattenTowers, TemporalMaxPooling,
                                              TemporalWindowMaxPooling, TimeDomainConvolution)
 from tfvideo.layers.tvnet import TVNet
+from tfvideo.layers.vlad import VLAD, LocalL2Normalize, NetVLAD
 from tfvideo.layers.v2v import (C3D_MEAN_GREY, C3D_MEAN_RGB, AlphaScale, ClipAtInference,
                                 ClipSizeCheck, SubtractMean, TrilinearUpsampling)
 
@@ -22,4 +23,4 @@ __all__ = ["TVNet", "FlowStack", "TakeFrame", "RGBPreprocess", "PerSegment", "Se
            "TemporalMaxPooling", "TemporalWindowMaxPooling", "FlattenTowers", "TimeDomainConvolution",
            "FlowImages", "PeepholeLSTMCell", "DeepLSTM", "GainWeightedAverage",
            "TemporalDifference", "FoldSegments", "UnfoldSegments", "StackChannels", "L1FuseScores",
-           "TDN_FUSION_WEIGHTS"]
+           "TDN_FUSION_WEIGHTS", "LocalL2Normalize", "VLAD", "NetVLAD"]

@@ -18,6 +18,10 @@ head         layers after the per-frame conv maps (``m_t``, ``(h, w, C)`` per fr
              -> one softmax over all towers                                                 T
 ``"tdc"``    Time-Domain Convolution: Conv3D (10 frames x 3 x 3, 256 kernels, frame         10
              stride 5) + ReLU -> ``max_t`` -> vector -> FC -> FC -> softmax                 (window)
+``"netvlad"`` not chapter 3: per frame unit vector -> trainable soft-assignment VLAD         1
+             over time (:class:`tfvideo.layers.NetVLAD`, alpha 1; chapter 2's encoding made
+             trainable) -> FC
+             -> FC -> softmax
 ===========  =============================================================================  ========
 
 Choices where the thesis is silent (each cites the digest):
@@ -100,7 +104,7 @@ __all__ = ["HEADS", "SPATIAL_POOLING", "SMALL_FILTERS", "IMAGENET_MEAN", "IMAGEN
            "min_frames", "pooling_model", "lstm_model"]
 
 #: the heads of digest 3.2, in the order of Table 3.1
-HEADS = ("conv", "late", "slow", "local", "tdc")
+HEADS = ("conv", "late", "slow", "local", "tdc", "netvlad")
 #: how conv maps become vectors (module docstring)
 SPATIAL_POOLING = ("auto", "flatten", "avg", "avg_first")
 #: channels of the stages of the ``"small"`` backbone
@@ -229,14 +233,14 @@ def _check_input_shape(input_shape):
 
 def pooling_model(num_classes, head, *, backbone="small", weights=None,
                   input_shape=(None, None, None, 3), fc_units=4096, dropout=0.6, window=10, stride=5,
-                  tdc_filters=256, spatial_pooling="auto", name=None):
+                  tdc_filters=256, spatial_pooling="auto", clusters=64, name=None):
     """A chapter-3 feature-pooling model: uint8 frames ``(B, T, H, W, C)`` -> logits ``(B, classes)``.
 
     The heads and every choice are in the module docstring.
 
     Args:
       num_classes: number of classes (487 for Sports-1M, 101 for UCF-101).
-      head: ``"conv"``, ``"late"``, ``"slow"``, ``"local"`` or ``"tdc"`` (:data:`HEADS`).
+      head: ``"conv"``, ``"late"``, ``"slow"``, ``"local"``, ``"tdc"`` or ``"netvlad"`` (:data:`HEADS`).
       backbone, weights: the per-frame CNN (:func:`backbone_maps`).
       input_shape: ``(T, H, W, C)``; ``None`` for sizes left free. ``T`` must be an int for
         ``"local"`` and ``>= window`` for ``"tdc"``; frames are RGB in [0, 255] (uint8).
@@ -245,6 +249,9 @@ def pooling_model(num_classes, head, *, backbone="small", weights=None,
       window, stride: temporal windows of Slow and Local Pooling, and the temporal extent and stride
         of the time-domain convolution (10 and 5).
       tdc_filters: kernels of the time-domain convolution (256).
+      clusters: NetVLAD clusters of the ``"netvlad"`` head (not a chapter-3 head: the trainable
+        soft-assignment VLAD of chapter 2's encoding over frame vectors, :class:`tfvideo.layers.NetVLAD`,
+        pooled over any T, then the two FC layers; 64 as in Arandjelovic et al.).
       spatial_pooling: how conv maps become vectors (:data:`SPATIAL_POOLING`, module docstring).
       name: the model's name (default ``"<head>_pooling"``).
 
@@ -333,6 +340,14 @@ def pooling_model(num_classes, head, *, backbone="small", weights=None,
         else:
             v = drop(fc(drop(fc(v, 1), 1), 2), 2)                       # (B, T', fc) towers
             v = FlattenTowers(name="towers")(v)                         # (B, T' * fc)
+    elif head == "netvlad":  # frame vectors -> trainable VLAD over time -> FC layers
+        from tfvideo.layers.vlad import LocalL2Normalize, NetVLAD
+
+        # unit frame vectors (NetVLAD's descriptors are L2-normalised) and alpha 1: with random initial
+        # centres a large alpha saturates the softmax and the assignment gets no gradient
+        v = LocalL2Normalize(name="vectors_l2")(vectors(maps))
+        v = NetVLAD(_check_int(clusters, "clusters", 1), alpha=1.0, name="netvlad")(v)
+        v = drop(fc(drop(fc(v, 1), 1), 2), 2)
     else:  # "tdc"
         y = TimeDomainConvolution(tdc_filters, frames=window, stride=stride,
                                   name="time_domain_conv")(maps)
