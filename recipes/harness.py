@@ -131,29 +131,32 @@ def open_recipe(recipe, argv):
     return (args, cfg, *opened)
 
 
-def prepare_action_set(args, cfg, log, *, dataset, chief=True, workers=1):
+def prepare_action_set(args, cfg, log, *, dataset, chief=True, workers=1, item_transform=None, suffix=""):
     """The shards of a classification recipe: the built-in ``motion`` set when ``cfg["dataset"]`` is
     ``"motion"`` (``cfg["videos_per_class"]`` sets its size), else ``dataset`` (``"ucf101"``,
     ``"hmdb51"``) from ``args.data_dir``, split ``cfg["split"]``, frames resized to ``cfg["short_side"]``.
-    The chief writes, the other workers wait. Returns ``(shard folder, class names)``."""
+    ``item_transform`` (e.g. a flow teacher) goes to ``prepare``; ``suffix`` is appended to the default
+    shard folder's name so that such shards do not meet the plain ones. The chief writes, the other
+    workers wait. Returns ``(shard folder, class names)``."""
     import os
 
     from tfvideo.data.prepare import prepare, wait_until_prepared
 
     if cfg["dataset"] == "motion":
-        name, out, data_dir = "motion", args.data_out or "tfrecords/motion", None
+        name, out, data_dir = "motion", args.data_out or "tfrecords/motion" + suffix, None
         log("data: the built-in 'motion' set (8 camera-motion classes filmed on real photographs: the class is "
             f"in the motion, single frames cannot tell it) -- pass --data-dir for {dataset.upper()}")
     else:
         name, data_dir = dataset, args.data_dir
-        out = args.data_out or os.path.join("tfrecords", dataset, f"split{cfg['split']}")
+        out = args.data_out or os.path.join("tfrecords", dataset, f"split{cfg['split']}{suffix}")
         log(f"data: {dataset.upper()} split {cfg['split']} from {data_dir}")
     if not chief:
         wait_until_prepared(out, log=log)
     options = {"videos_per_class": cfg["videos_per_class"]} if name == "motion" and cfg["videos_per_class"] else None
     summary = prepare(name, out, data_dir, split=cfg["split"], workers=args.workers, min_shards=workers,
                       short_side=None if name == "motion" else cfg["short_side"], progress=not args.quiet and chief,
-                      log=None if name == "motion" or not chief else log, motion_options=options)
+                      log=None if name == "motion" or not chief else log, motion_options=options,
+                      item_transform=item_transform)
     counts = {k: v["videos"] for k, v in summary["splits"].items()}
     log(f"shards: {out} ({counts.get('train', 0)} train / {counts.get('test', 0)} test videos, "
         f"{len(summary['classes'])} classes)")

@@ -606,3 +606,53 @@ def test_thesis_video_heads_answer_over_grpc_for_any_clip_length(served):
                 got = c.predict(frames=clip)["probabilities"]
                 np.testing.assert_allclose(got, model(clip)[name].numpy(), rtol=1e-4, atol=1e-6)
                 np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_actionflownet_classifier_without_decoder_answers_over_grpc(served):
+    """ActionFlowNet exported as its recipe exports it (the decoder dropped, digest 4.2 "Inference"): the
+    served class scores equal the full multitask model's logits, and the SavedModel has no decoder."""
+    import tensorflow as tf
+
+    from tfvideo.export import classifier_signature
+    from tfvideo.models.actionflownet import actionflownet, classifier_model
+
+    keras.utils.set_random_seed(7)
+    model = actionflownet(4, num_frames=8, input_size=(32, 32), widths=(4, 8, 8, 16))
+    classifier = classifier_model(model)
+    spec = tf.TensorSpec((None, 8, 32, 32, 3), tf.uint8)
+    path = export_for_serving(classifier, served.base, "actionflownet", print_signatures=False,
+                              signatures={"serving_default": classifier_signature(classifier, spec)})
+    loaded = tf.saved_model.load(path)
+    assert not any("deconv" in v.name or "predict_flow" in v.name for v in loaded.variables)
+    clip = np.random.default_rng(2).integers(0, 256, (2, 8, 32, 32, 3), dtype=np.uint8)
+    with PredictClient(served.target, model_name="actionflownet", retries=3, backoff=0.2) as c:
+        c.wait_until_healthy(timeout=60)
+        got = c.predict(frames=clip)
+    np.testing.assert_allclose(got["logits"], model(clip, training=False)["logits"].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_vlad_descriptor_model_answers_over_grpc(served):
+    """The retrieval recipe's export (images of any size -> the multi-scale VLAD descriptor of one layer)
+    answers over gRPC like Keras, and its descriptors are unit vectors."""
+    import tensorflow as tf
+
+    from recipes.vlad_retrieval import export_model
+    from tfvideo.models.retrieval import multiscale_features
+
+    keras.utils.set_random_seed(8)
+    features = multiscale_features("vgg16", ["block2_conv1"], size=32, scales=(1, 2))
+    rng = np.random.default_rng(3)
+    centers = {f"block2_conv1_s{s}": rng.normal(size=(4, 128)).astype(np.float32) for s in (1, 2)}
+    cfg = {"scales": [1, 2]}
+    path, model = export_model(features, centers, "block2_conv1", cfg, None,
+                               os.path.join(served.base, "vlad"), True)
+    assert tf.saved_model.load(path).signatures["serving_default"] is not None
+    with PredictClient(served.target, model_name="vlad", retries=3, backoff=0.2) as c:
+        c.wait_until_healthy(timeout=60)
+        for shape in ((2, 40, 56, 3), (1, 64, 48, 3)):          # any image size
+            images = rng.integers(0, 256, shape, dtype=np.uint8)
+            got = c.predict(images=images)
+            want = model(images)
+            np.testing.assert_allclose(got["descriptor"], want["descriptor"].numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(np.linalg.norm(got["descriptor"], axis=1), 1.0, rtol=1e-5)
+            assert got["descriptor"].shape == (shape[0], 2 * 4 * 128)
