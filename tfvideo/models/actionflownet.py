@@ -175,8 +175,14 @@ class BasicBlock:
         conv, _, _ = _layers(dims)
         layers = {}
         if shortcut:
-            layers["0_conv"] = conv(filters, 1, strides=strides, use_bias=False,
-                                    kernel_initializer="he_normal", name=f"{name}_0_conv")
+            if any(s != 1 for s in strides):
+                # the strided 1x1 projection as "take every s-th pixel, then a 1x1 convolution" (the same
+                # function and weights): TF 2.21's oneDNN kernel for the gradient of a strided 1x1 Conv2D with
+                # fewer than 16 input channels corrupts memory (measured: aborts, segfaults)
+                pool = keras.layers.MaxPooling2D if dims == 2 else keras.layers.MaxPooling3D
+                layers["0_subsample"] = pool(pool_size=1, strides=strides, name=f"{name}_0_subsample")
+            layers["0_conv"] = conv(filters, 1, use_bias=False, kernel_initializer="he_normal",
+                                    name=f"{name}_0_conv")
             layers["0_bn"] = _bn(f"{name}_0_bn")
         first = []
         _padded_conv(filters, (3,) * dims, strides, dims, f"{name}_1", first)
@@ -194,7 +200,11 @@ class BasicBlock:
 
     def __call__(self, x):
         lay = self.layers
-        shortcut = lay["0_bn"](lay["0_conv"](x)) if "0_conv" in lay else x
+        shortcut = x
+        if "0_subsample" in lay:
+            shortcut = lay["0_subsample"](shortcut)
+        if "0_conv" in lay:
+            shortcut = lay["0_bn"](lay["0_conv"](shortcut))
         y = lay["1_pad"](x) if "1_pad" in lay else x
         y = lay["1_relu"](lay["1_bn"](lay["1_conv"](y)))
         y = lay["2_bn"](lay["2_conv"](y))
