@@ -58,7 +58,8 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", choices=("builtin", "holidays", "oxford5k", "paris6k"), default="builtin")
     p.add_argument("--data-dir", help="root of Holidays / Oxford5k / Paris6k (images + ground truth)")
-    p.add_argument("--backbone", choices=tuple(BACKBONES), default="vgg16")
+    p.add_argument("--backbone", default="vgg16", help=f"{' or '.join(BACKBONES)} (the thesis's, and the stand-in "
+                   "for GoogLeNet), or any keras.applications model name (e.g. ResNet50; give --layers)")
     p.add_argument("--layers", nargs="+", help="conv layers to compare (default: a low, two middle and the last; "
                                                "'all' for every layer of the backbone)")
     p.add_argument("--weights", help="'imagenet' (downloads; default on real data), 'none' (default on the "
@@ -82,9 +83,9 @@ def resolve(args):
     from tfvideo.models.retrieval import BACKBONES, DEFAULT_LAYERS
 
     weights = args.weights or ("none" if args.dataset == "builtin" else "imagenet")
-    layers = args.layers or list(DEFAULT_LAYERS[args.backbone])
+    layers = args.layers or list(DEFAULT_LAYERS.get(args.backbone, []))
     if layers == ["all"]:
-        layers = list(BACKBONES[args.backbone])
+        layers = list(BACKBONES.get(args.backbone, ["all"]))
     return dict(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone, layers=layers,
                 weights=None if weights.lower() == "none" else weights, size=args.size,
                 scales=sorted(set(args.scales)), k=args.k, kmeans_images=args.kmeans_images,
@@ -93,16 +94,23 @@ def resolve(args):
 
 def check_args(args, cfg):
     from tfvideo.checks import check_model_name
-    from tfvideo.models.retrieval import BACKBONES
+    from tfvideo.models.retrieval import BACKBONES, backbone_layers
 
     if cfg["dataset"] != "builtin" and not (args.data_dir and os.path.isdir(args.data_dir)):
         return [f"--dataset {cfg['dataset']} needs --data-dir with the images and ground truth"]
     if cfg["dataset"] == "builtin" and args.data_dir:
         return ["--data-dir needs --dataset holidays, oxford5k or paris6k"]
-    bad = [name for name in cfg["layers"] if name not in BACKBONES[cfg["backbone"]]]
+    try:
+        names = backbone_layers(cfg["backbone"])
+    except ValueError as err:
+        return [f"--backbone: {err}"]
+    if not cfg["layers"] or cfg["layers"] == ["all"]:
+        return [f"--layers: give the layers of {cfg['backbone']} to compare (e.g. {', '.join(names[-3:])})"]
+    bad = [name for name in cfg["layers"] if name not in names]
     if bad:
-        return [f"--layers: {', '.join(bad)} not in {cfg['backbone']} (choose from "
-                f"{', '.join(BACKBONES[cfg['backbone']])}, or 'all')"]
+        shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:10]) + ", ..."
+        return [f"--layers: {', '.join(bad)} not in {cfg['backbone']} (choose from {shown}"
+                + (", or 'all')" if cfg["backbone"] in BACKBONES else ")")]
     if cfg["weights"] not in (None, "imagenet") and not os.path.isfile(cfg["weights"]):
         return [f"--weights {cfg['weights']}: expected 'imagenet', 'none' or an existing weights file"]
     if not args.no_export:

@@ -17,6 +17,9 @@ as Caffe's in-place ReLU does, digest 2.6 q5):
   (digest 2.6 q9): a deviation. Its inception blocks ``mixed0 .. mixed10`` play the role of Inception
   3a .. 5b (:data:`INCEPTION_V3_LAYERS`), inputs scaled to ``[-1, 1]``.
 
+Any other ``keras.applications`` model works too (``local_features("ResNet50", ["conv4_block6_out"])``):
+every layer with a 4-D output is a source of local features (:func:`backbone_layers`).
+
 ``weights``: ``None`` (random init: the default of tests and of the built-in benchmark, which may not
 download), ``"imagenet"`` (Keras downloads the weights on first use; needs the network) or a weights
 file of the stock network (``model.save_weights`` of ``keras.applications.<backbone>(include_top=False)``).
@@ -51,15 +54,35 @@ DEFAULT_LAYERS = {"vgg16": ("block3_conv3", "block4_conv2", "block5_conv1", "blo
                   "inception_v3": ("mixed2", "mixed4", "mixed7", "mixed10")}
 
 
+_APPLICATIONS = {"vgg16": "VGG16", "inception_v3": "InceptionV3"}
+
+
+def _application(backbone):
+    """``(keras.applications class, its preprocess_input)`` for ``"vgg16"``, ``"inception_v3"`` or any
+    ``keras.applications`` model name (``"ResNet50"``, ``"MobileNetV2"``, ...)."""
+    name = _APPLICATIONS.get(backbone, backbone)
+    app = getattr(keras.applications, name, None) if isinstance(name, str) and name[:1].isupper() else None
+    if app is None:
+        names = [n for n in dir(keras.applications) if n[:1].isupper()]
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)} or a keras.applications model "
+                         f"({', '.join(names[:6])}, ...); got {backbone!r}")
+    module = getattr(keras.applications, app.__module__.rsplit(".", 1)[-1])
+    return app, module.preprocess_input
+
+
 def backbone_layers(backbone: str) -> tuple:
-    """The layer names :func:`local_features` accepts for ``backbone``, low to high."""
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone!r}")
-    return BACKBONES[backbone]
+    """The layer names :func:`local_features` accepts for ``backbone``, low to high: the thesis's lists for
+    ``vgg16`` / ``inception_v3``; for another ``keras.applications`` model every layer with a 4-D output
+    (a feature map), in model order (the model is built once, without weights, to list them)."""
+    if backbone in BACKBONES:
+        return BACKBONES[backbone]
+    app, _ = _application(backbone)
+    net = app(include_top=False, weights=None, input_shape=(None, None, 3))
+    return tuple(layer.name for layer in net.layers[1:] if len(getattr(layer.output, "shape", ())) == 4)
 
 
 def _stock(backbone, weights):
-    app = {"vgg16": keras.applications.VGG16, "inception_v3": keras.applications.InceptionV3}[backbone]
+    app, _ = _application(backbone)
     if weights in (None, "imagenet"):
         return app(include_top=False, weights=weights, input_shape=(None, None, 3))
     if not os.path.isfile(weights):
@@ -73,25 +96,30 @@ def local_features(backbone: str = "vgg16", layers=None, *, weights=None, normal
     """``images (B, H, W, 3)`` RGB in ``[0, 255]`` (uint8 or float) -> ``{layer: (B, h, w, d)}`` local features.
 
     Args:
-      backbone: ``"vgg16"`` or ``"inception_v3"`` (GoogLeNet's substitute; see the module doc).
-      layers: names from :func:`backbone_layers` (default :data:`DEFAULT_LAYERS`).
+      backbone: ``"vgg16"`` or ``"inception_v3"`` (GoogLeNet's substitute; see the module doc), or any
+        ``keras.applications`` model name (``"ResNet50"``, ...), preprocessed by its own
+        ``preprocess_input``.
+      layers: names from :func:`backbone_layers` (default :data:`DEFAULT_LAYERS`; required for other
+        backbones).
       weights: ``None``, ``"imagenet"`` (downloads) or a weights file of the stock network.
       normalize: L2-normalise each local descriptor (digest 2.1 step 5).
 
     Raises:
       ValueError: unknown backbone or layer (the message lists the valid names), bad weights.
     """
-    names = backbone_layers(backbone)
+    _application(backbone)  # an unknown backbone is named first
+    if layers is None and backbone not in DEFAULT_LAYERS:
+        raise ValueError(f"layers must be given for backbone {backbone!r} (names: backbone_layers({backbone!r}))")
     layers = tuple(DEFAULT_LAYERS[backbone] if layers is None else layers)
+    _, preprocess = _application(backbone)
+    net = _stock(backbone, weights)
+    names = BACKBONES.get(backbone) or tuple(
+        layer.name for layer in net.layers[1:] if len(getattr(layer.output, "shape", ())) == 4)
     if not layers or any(name not in names for name in layers):
         raise ValueError(f"layers must be names of {backbone}'s conv layers {', '.join(names)}; got {layers!r}")
-    net = _stock(backbone, weights)
     images = keras.Input((None, None, 3), name="images")
-    x = keras.ops.cast(images, "float32")
-    if backbone == "vgg16":  # Caffe: RGB -> BGR, ImageNet mean subtracted
-        x = keras.applications.vgg16.preprocess_input(x)
-    else:
-        x = x / 127.5 - 1.0
+    # the backbone's own ImageNet preprocessing (VGG16: Caffe's BGR minus the mean; InceptionV3: [-1, 1])
+    x = preprocess(keras.ops.cast(images, "float32"))
     # the stock network cut after the highest requested layer (Keras keeps only the needed subgraph)
     feature = keras.Model(net.input, [net.get_layer(name).output for name in layers], name=f"{backbone}_features")
     maps = feature(x)
