@@ -164,6 +164,10 @@ def test_classifier_model_drops_the_decoder_with_identical_logits():
 
 def test_stacked_trains_the_classifier_only():
     flownet = flownet_resnet18(input_size=(SIZE, SIZE), widths=WIDTHS)
+    rng = np.random.default_rng(9)
+    for layer in flownet.layers:  # a "trained" FlowNet: its heads start at zero (zero flow feeds nothing)
+        if layer.name.startswith("predict_flow"):
+            layer.kernel.assign(rng.normal(0, 0.05, layer.kernel.shape).astype(np.float32))
     model = stacked(CLASSES, flownet, widths=WIDTHS)
     assert flownet.trainable is False
     frames, labels = pairs(b=4), np.array([0, 1, 2, 3], np.int32)

@@ -43,7 +43,8 @@ Choices where the thesis is silent (digest 4.7; each cited):
   digest 4.7 q1): the levels of conv5, conv4, conv3 and conv2, i.e. 1/32, 1/16, 1/8, 1/4 of the input
   (conv1's 1/2 level would give a fifth, finer flow than the thesis's finest). Names: ``flow_1`` is the
   finest (1/4), ``flow_4`` the coarsest (1/32): ``r`` of Eq. 4.3 counts from the finest.
-* **Flow units** (digest 4.7 q4): each ``predict_flow{l}`` predicts ``flow / flow_scale`` (FlowNet's
+* **Flow units** (digest 4.7 q4): each ``predict_flow{l}`` (kernel initialised to zero: training starts
+  from the zero flow, our choice, see :mod:`tfvideo.models.actionflownet`) predicts ``flow / flow_scale`` (FlowNet's
   20); the outputs ``flow_r`` (:class:`tfvideo.layers.v2v.AlphaScale` ``x flow_scale``) are flows in
   **pixels of the input frames** at every resolution (not divided by the level's stride), project
   convention (``[..., 0]`` = x, ``frame1(p + flow(p)) ~= frame0(p)``). The upsampled flow passed to
@@ -159,7 +160,8 @@ def _flow_decoder(taps, widths, flow_scale):
     """FlowNet-S refinement on ResNet-18's skips (module docstring, "Decoder") -> ``{flow_r: tensor}``
     in input pixels, ``flow_4`` at conv5's 1/32 ... ``flow_1`` at conv2's 1/4."""
     x = taps["conv5"]
-    raw = {5: keras.layers.Conv2D(2, 3, padding="same", name="predict_flow5")(x)}
+    # zero-initialised heads: training starts from the zero flow (as actionflownet.py's predict_flow)
+    raw = {5: keras.layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros", name="predict_flow5")(x)}
     for level in (4, 3, 2):
         x = keras.layers.Conv2DTranspose(widths[level - 2], 4, strides=2, padding="same",
                                          kernel_initializer="he_normal", name=f"deconv{level}")(x)
@@ -167,7 +169,8 @@ def _flow_decoder(taps, widths, flow_scale):
         up = keras.layers.Conv2DTranspose(2, 4, strides=2, padding="same",
                                           name=f"upsample_flow{level + 1}to{level}")(raw[level + 1])
         x = keras.layers.Concatenate(name=f"concat{level}")([taps[f"conv{level}"], x, up])
-        raw[level] = keras.layers.Conv2D(2, 3, padding="same", name=f"predict_flow{level}")(x)
+        raw[level] = keras.layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros",
+                                         name=f"predict_flow{level}")(x)
     return {out: AlphaScale(flow_scale, name=out)(raw[_LEVEL[out]]) for out in FLOW_OUTPUTS}
 
 
