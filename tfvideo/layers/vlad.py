@@ -153,6 +153,20 @@ def _encode(assign, flat, centers, intra_normalize, final_l2):
     return tf.cast(v, dtype)
 
 
+def _check_codebook(layer, centers):
+    """``centers`` must be a finite ``(K, D)`` codebook for ``layer`` (built for ``D`` here if needed)."""
+    if centers.ndim != 2 or centers.shape[0] != layer.num_clusters:
+        raise ValueError(f"`centers` must have shape (num_clusters={layer.num_clusters}, D); got "
+                         f"{centers.shape}")
+    if not np.all(np.isfinite(centers)):
+        raise ValueError("`centers` must be finite")
+    if not layer.built:
+        layer.build((None, None, centers.shape[1]))
+    if centers.shape[1] != layer.feature_dim:
+        raise ValueError(f"`centers` must have shape ({layer.num_clusters}, {layer.feature_dim}) "
+                         f"(the layer is built for D = {layer.feature_dim}); got {centers.shape}")
+
+
 def _output_shape(input_shape, num_clusters):
     shape = tuple(input_shape)
     dim = shape[-1]
@@ -277,16 +291,7 @@ class VLAD(keras.layers.Layer):
         """Load the codebook ``(K, D)`` (e.g. from :func:`tfvideo.retrieval.kmeans`); builds the
         layer for ``D`` features if it is not built yet. Returns the layer."""
         centers = np.asarray(centers, dtype=np.float32)
-        if centers.ndim != 2 or centers.shape[0] != self.num_clusters:
-            raise ValueError(f"`centers` must have shape (num_clusters={self.num_clusters}, D); got "
-                             f"{centers.shape}")
-        if not np.all(np.isfinite(centers)):
-            raise ValueError("`centers` must be finite")
-        if not self.built:
-            self.build((None, None, centers.shape[1]))
-        if centers.shape[1] != self.feature_dim:
-            raise ValueError(f"`centers` must have shape ({self.num_clusters}, {self.feature_dim}) "
-                             f"(the layer is built for D = {self.feature_dim}); got {centers.shape}")
+        _check_codebook(self, centers)
         self.centers.assign(centers)
         return self
 
@@ -403,16 +408,7 @@ class NetVLAD(keras.layers.Layer):
         ``D = centers.shape[1]`` if needed. Returns the layer."""
         alpha = self.alpha if alpha is None else _positive_float(alpha, "alpha")
         centers = np.asarray(centers, dtype=np.float64)
-        if centers.ndim != 2 or centers.shape[0] != self.num_clusters:
-            raise ValueError(f"`centers` must have shape (num_clusters={self.num_clusters}, D); got "
-                             f"{centers.shape}")
-        if not np.all(np.isfinite(centers)):
-            raise ValueError("`centers` must be finite")
-        if not self.built:
-            self.build((None, None, centers.shape[1]))
-        if centers.shape[1] != self.feature_dim:
-            raise ValueError(f"`centers` must have shape ({self.num_clusters}, {self.feature_dim}) "
-                             f"(the layer is built for D = {self.feature_dim}); got {centers.shape}")
+        _check_codebook(self, centers)
         self.centers.assign(centers.astype(self.centers.dtype))
         self.kernel.assign((2.0 * alpha * centers.T).astype(self.kernel.dtype))
         self.bias.assign((-alpha * np.sum(centers ** 2, axis=1)).astype(self.bias.dtype))
