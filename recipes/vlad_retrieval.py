@@ -24,7 +24,7 @@ conv features retrieves, not the thesis's ImageNet findings (pass ``--weights im
 
 Choices where the thesis is silent (digest 2.6): the codebook of each layer and scale is learnt on the
 database images themselves (at most ``--kmeans-images`` of them, at most ``--kmeans-features`` local
-features in all, drawn evenly per image; q1); PCA-whitening is fitted on the database descriptors
+features in all, drawn evenly per image: 100,000 on real data, 25,000 on the small built-in set; q1); PCA-whitening is fitted on the database descriptors
 (q2; capped below the number of database images when there are fewer than 129).
 """
 
@@ -68,7 +68,8 @@ def build_parser():
     p.add_argument("--scales", type=pos, nargs="+", default=[1, 2], help="scales (1: n x n, 2: 2n x 2n)")
     p.add_argument("--k", type=cli.int_type(2), default=100, help="visual words per codebook")
     p.add_argument("--kmeans-images", type=pos, default=200, help="database images the codebooks learn from")
-    p.add_argument("--kmeans-features", type=pos, default=100_000, help="local features per codebook")
+    p.add_argument("--kmeans-features", type=pos, help="local features per codebook (default 100,000 on real data, "
+                                                        "25,000 on the built-in set)")
     p.add_argument("--pca", type=cli.int_type(0), default=128, help="PCA-whitening dimension (0: none)")
     p.add_argument("--batch-size", type=pos, default=8)
     p.add_argument("--run-dir", help=f"output folder (default runs/{NAME}/<time>)")
@@ -89,7 +90,8 @@ def resolve(args):
     return dict(dataset=args.dataset, data_dir=args.data_dir, backbone=args.backbone, layers=layers,
                 weights=None if weights.lower() == "none" else weights, size=args.size,
                 scales=sorted(set(args.scales)), k=args.k, kmeans_images=args.kmeans_images,
-                kmeans_features=args.kmeans_features, pca=args.pca, batch_size=args.batch_size, seed=args.seed)
+                kmeans_features=args.kmeans_features or (25_000 if args.dataset == "builtin" else 100_000),
+                pca=args.pca, batch_size=args.batch_size, seed=args.seed)
 
 
 def check_args(args, cfg):
