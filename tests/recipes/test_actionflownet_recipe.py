@@ -36,6 +36,25 @@ def test_two_frame_model_runs(tmp_path):
     assert out["config"]["frames"] == 2 and set(out["results"]) == {"actionflownet", "no_flow_loss"}
 
 
+@pytest.mark.slow  # ~1 min
+def test_ucf101_layout_with_tvl1_targets_prints_the_thesis(tmp_path, capsys):
+    """UCF101's layout: OpenCV TV-L1 flow written into the shards (the EpicFlow stand-in), the paper profile's
+    250 views, the thesis's Table 4.1 figure printed beside, labelled."""
+    from tests.data.fakes import ucf101_tree
+
+    ucf101_tree(tmp_path / "ucf101", frames=10)
+    recipe.main(["--data-dir", str(tmp_path / "ucf101"), "--widths", "8", "16", "32", "64", "--frames", "8",
+                 "--size", "32", "--steps", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--quiet",
+                 "--data-out", str(tmp_path / "data"), "--run-dir", str(tmp_path / "run"),
+                 "--export", str(tmp_path / "saved_models" / "afn")])
+    summary = json.load(open(tmp_path / "run" / "eval" / "summary.json"))
+    assert summary["config"]["dataset"] == "ucf101" and summary["config"]["flow"] == "tvl1"
+    assert summary["classes"] == ["ApplyEyeMakeup", "HandstandPushups"]
+    manifest = json.load(open(tmp_path / "data" / "manifest.json"))
+    assert manifest["splits"]["train"]["settings"]["item_transform"]["name"] == "tvl1"
+    printed = capsys.readouterr()
+    assert "the thesis (split 1)" in printed.out + printed.err and "83.9" in printed.out + printed.err
+
 def test_profiles_follow_the_thesis():
     """Digest 4.5: Adam lr 1e-4, batch 128, 40,000 iterations, 16 frames at 224, dropout 0.5, 25 clips x 10
     crops; the thesis's Table 4.1 figures; flow targets: TV-L1 on real data, exact on the built-in set."""
