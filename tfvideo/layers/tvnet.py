@@ -68,6 +68,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvideo.layers.tvnet_adjoint import adjoint_iterations
 from tfvideo.losses import tvl1_energy
 from tfvideo.ops.differences import BACKWARD_TAPS, FORWARD_TAPS, central_gradient, divergence, forward_gradient
 from tfvideo.ops.flow import resize_flow
@@ -226,6 +227,7 @@ class TVNet(keras.layers.Layer):
         xla_iterations=False,
         interpolation="bilinear",
         check_finite=False,
+        gradient="adjoint",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -235,7 +237,9 @@ class TVNet(keras.layers.Layer):
         self.check_finite = bool(check_finite)
         self.supports_jit = not self.check_finite  # XLA would drop the check (class docstring)
         self.xla_iterations = bool(xla_iterations)
-        self._iterate = _xla_with_recomputed_gradient(self._iterations) if self.xla_iterations else self._iterations
+        if gradient not in ("adjoint", "autodiff"):
+            raise ValueError(f"`gradient` must be 'adjoint' or 'autodiff'; got {gradient!r}")
+        self.gradient = gradient
         self.scales = _check_positive_int(scales, "scales")
         self.warps = _check_positive_int(warps, "warps")
         self.iterations = _check_positive_int(iterations, "iterations")
@@ -247,6 +251,12 @@ class TVNet(keras.layers.Layer):
             raise ValueError(f"`zfactor` must be a number in (0, 1); got {zfactor!r}")
         self.zfactor = float(zfactor)
         self._gauss = _gaussian_taps(self.zfactor)
+        if self.gradient == "adjoint":
+            self._iterate = adjoint_iterations(self.iterations, lbda=self.lbda, theta=self.theta, tau=self.tau,
+                                               epsilon=self.epsilon, xla=self.xla_iterations)
+        else:
+            self._iterate = (_xla_with_recomputed_gradient(self._iterations) if self.xla_iterations
+                             else self._iterations)
         self.trainable_u0 = bool(trainable_u0)
         if isinstance(flow_loss_weight, bool) or not isinstance(flow_loss_weight, numbers.Real) or flow_loss_weight < 0:
             raise ValueError(f"`flow_loss_weight` must be a number >= 0; got {flow_loss_weight!r}")
@@ -486,5 +496,6 @@ class TVNet(keras.layers.Layer):
             xla_iterations=self.xla_iterations,
             interpolation=self.interpolation,
             check_finite=self.check_finite,
+            gradient=self.gradient,
         )
         return config

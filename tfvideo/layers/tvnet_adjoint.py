@@ -1,0 +1,176 @@
+"""The TV-L1 iterations of one TVNet warp with a hand-derived adjoint (reverse-mode gradient).
+
+One iteration (Algorithm 1 of seed 002, Eq. 6-11; the forward pass is :meth:`tfvideo.layers.TVNet._iterations`'s),
+with ``D_x`` / ``D_y`` the divergence and ``F_x`` / ``F_y`` the forward-difference stencils and their per-iteration
+taps ``kd`` / ``kf`` (``tfvideo/ops/differences.py``)::
+
+    rho = rho_c + g1 u1 + g2 u2            q = rho / G            r = clip(q, -lt, lt)
+    w_d = u_d - r g_d + theta (D_x(p_d1) + D_y(p_d2))                                d = 1, 2
+    a_d = F_x(w_d)   b_d = F_y(w_d)        s_d = sqrt(a_d^2 + b_d^2 + eps)   den_d = 1 + taut s_d
+    p_d1' = (p_d1 + taut a_d) / den_d      p_d2' = (p_d2 + taut b_d) / den_d
+
+Its adjoint, for upstream adjoints ``(W_d, P_d1, P_d2)`` of ``(w_d, p_d1', p_d2')`` (all element-wise or
+fixed-size stencils; ``Z`` zeroes the last column / row, ``N`` reads the next pixel, ``P`` the previous one, so
+``N^T = P`` and ``Z^T = Z``)::
+
+    n_d1 = P_d1 / den_d   n_d2 = P_d2 / den_d          (adjoints of the numerators)
+    s_d~ = -taut (n_d1 (p_d1 + taut a_d) + n_d2 (p_d2 + taut b_d)) / den_d
+    a_d~ = taut n_d1 + s_d~ a_d / s_d                  b_d~ = taut n_d2 + s_d~ b_d / s_d
+    w_d~ = W_d + kf0 Z a~ + kf1 P(Z a~) + (same along y with b~)        kf grads: sum Z a~ w, sum Z a~ N(w), ...
+    p_d1~ = n_d1 + theta Z(kd0 N(w_d~) + kd1 w_d~)     (p_d2~ along y)  kd grads: theta sum w~ P(Z p), sum w~ Z p
+    r~ = -(w_1~ g1 + w_2~ g2)    q~ = r~ [|q| <= lt]   rho~ = q~ / G    G~ = -q~ q / G
+    u_d~ = w_d~ + rho~ g_d       g_d~ = -w_d~ r + rho~ u_d             rho_c~ = rho~
+
+The forward loop stores the state ``(u1, u2, p11, p12, p21, p22)`` entering every iteration (6 one-channel maps
+per iteration); the backward loop runs the iterations in reverse, recomputes each iteration's intermediates from
+its stored state and applies the adjoint above: about two forward iterations of element-wise work per iteration,
+no while-loop gradient accumulators. Under ``xla=True`` each loop is one XLA cluster. The gradients equal TF's
+autodiff of the same loop (tests/layers/test_tvnet_adjoint.py: random and real frames, finite differences).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# the stencils' shifts and masks (tfvideo/ops/differences.py's own, so the adjoint follows its boundaries)
+from tfvideo.ops.differences import _next as _shift_next
+from tfvideo.ops.differences import _prev as _shift_prev
+from tfvideo.ops.differences import _zero_last
+
+__all__ = ["adjoint_iterations"]
+
+
+def _less_than(limit):
+    @tf.autograph.experimental.do_not_convert
+    def cond(n, *_):
+        return n < limit
+    return cond
+
+
+def _div(px, py, k):
+    """``D_x(px) + D_y(py)`` with taps ``k = (kx0, kx1, ky0, ky1)`` (ops.differences.divergence)."""
+    pxm, pym = _zero_last(px, 2), _zero_last(py, 1)
+    return k[0] * _shift_prev(pxm, 2) + k[1] * pxm + k[2] * _shift_prev(pym, 1) + k[3] * pym
+
+
+def _fgrad(w, k):
+    """``(F_x(w), F_y(w))`` with taps ``k = (kx0, kx1, ky0, ky1)`` (ops.differences.forward_gradient)."""
+    return (_zero_last(k[0] * w + k[1] * _shift_next(w, 2), 2),
+            _zero_last(k[2] * w + k[3] * _shift_next(w, 1), 1))
+
+
+def _forward_pieces(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps):
+    """One iteration: the new state and the intermediates the adjoint needs."""
+    u1, u2, p11, p12, p21, p22 = state
+    rho = rho_c + g1 * u1 + g2 * u2
+    q = rho / grad
+    r = tf.clip_by_value(q, -lt, lt)
+    w1 = u1 - r * g1 + theta * _div(p11, p12, kd[0:4])
+    w2 = u2 - r * g2 + theta * _div(p21, p22, kd[4:8])
+    a1, b1 = _fgrad(w1, kf[0:4])
+    a2, b2 = _fgrad(w2, kf[4:8])
+    s1 = tf.sqrt(tf.square(a1) + tf.square(b1) + eps)
+    s2 = tf.sqrt(tf.square(a2) + tf.square(b2) + eps)
+    den1, den2 = 1.0 + taut * s1, 1.0 + taut * s2
+    n11, n12, n21, n22 = p11 + taut * a1, p12 + taut * b1, p21 + taut * a2, p22 + taut * b2
+    new = (w1, w2, n11 / den1, n12 / den1, n21 / den2, n22 / den2)
+    return new, dict(q=q, r=r, w=(w1, w2), a=(a1, a2), b=(b1, b2), s=(s1, s2), den=(den1, den2),
+                     n=((n11, n12), (n21, n22)))
+
+
+def _adjoint_step(kf, kd, g1, g2, grad, rho_c, state, bar, lt, taut, theta, eps):
+    """Adjoints of one iteration's inputs: ``(state~, kf~ (8,), kd~ (8,), g1~, g2~, grad~, rho_c~)``."""
+    _, c = _forward_pieces(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps)
+    u1, u2, p11, p12, p21, p22 = state
+    ps = ((p11, p12), (p21, p22))
+    wbar, pbar, gkf, gkd = [], [], [], []
+    for d in range(2):
+        big_w, bar_x, bar_y = bar[d], bar[2 + 2 * d], bar[3 + 2 * d]
+        den, s, a, b, w = c["den"][d], c["s"][d], c["a"][d], c["b"][d], c["w"][d]
+        nx, ny = c["n"][d]
+        nbx, nby = bar_x / den, bar_y / den
+        sbar = -taut * (nbx * nx + nby * ny) / den
+        abar = taut * nbx + sbar * a / s
+        bbar = taut * nby + sbar * b / s
+        za, zb = _zero_last(abar, 2), _zero_last(bbar, 1)
+        k = kf[4 * d:4 * d + 4]
+        wb = big_w + k[0] * za + k[1] * _shift_prev(za, 2) + k[2] * zb + k[3] * _shift_prev(zb, 1)
+        gkf += [tf.reduce_sum(za * w), tf.reduce_sum(za * _shift_next(w, 2)),
+                tf.reduce_sum(zb * w), tf.reduce_sum(zb * _shift_next(w, 1))]
+        dbar = theta * wb
+        kk = kd[4 * d:4 * d + 4]
+        px, py = ps[d]
+        pxm, pym = _zero_last(px, 2), _zero_last(py, 1)
+        pbar += [nbx + _zero_last(kk[0] * _shift_next(dbar, 2) + kk[1] * dbar, 2),
+                 nby + _zero_last(kk[2] * _shift_next(dbar, 1) + kk[3] * dbar, 1)]
+        gkd += [tf.reduce_sum(dbar * _shift_prev(pxm, 2)), tf.reduce_sum(dbar * pxm),
+                tf.reduce_sum(dbar * _shift_prev(pym, 1)), tf.reduce_sum(dbar * pym)]
+        wbar.append(wb)
+    q, r = c["q"], c["r"]
+    rbar = -(wbar[0] * g1 + wbar[1] * g2)
+    qbar = rbar * tf.cast((q >= -lt) & (q <= lt), q.dtype)   # tf.clip_by_value's gradient: inside, ends included
+    rhobar = qbar / grad
+    gradbar = -qbar * q / grad
+    u1b = wbar[0] + rhobar * g1
+    u2b = wbar[1] + rhobar * g2
+    g1b = -wbar[0] * r + rhobar * u1
+    g2b = -wbar[1] * r + rhobar * u2
+    return (u1b, u2b, *pbar), tf.stack(gkf), tf.stack(gkd), g1b, g2b, gradbar, rhobar
+
+
+def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
+    """``f(fwd_w, div_w, g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22) -> (u1, u2, p11, p12, p21, p22)``:
+    the ``iterations`` TV-L1 iterations of one warp (taps ``fwd_w`` / ``div_w`` ``(iterations, 8)``, index
+    ``d * 4 + direction * 2 + tap``), differentiable through the hand-derived adjoint (module docstring) with
+    respect to every argument."""
+    lt, taut, eps = lbda * theta, tau / theta, epsilon
+
+    def forward(fwd_w, div_w, g1, g2, grad, rho_c, *state):
+        @tf.autograph.experimental.do_not_convert
+        def body(n, states, *st):
+            states = states.write(n, tf.concat(st, axis=-1))
+            new, _ = _forward_pieces(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
+                                     lt, taut, theta, eps)
+            return (n + 1, states, *new)
+
+        states = tf.TensorArray(state[0].dtype, size=iterations, element_shape=None)
+        out = tf.while_loop(_less_than(iterations), body, (tf.constant(0), states, *state),
+                            maximum_iterations=iterations)
+        return (*out[2:], out[1].stack())
+
+    def backward(fwd_w, div_w, g1, g2, grad, rho_c, stored, *bar):
+        zero = tf.zeros_like(g1)
+
+        @tf.autograph.experimental.do_not_convert
+        def body(i, gkf, gkd, g1b, g2b, gradb, rcb, *b):
+            n = iterations - 1 - i
+            state = tuple(tf.split(stored[n], 6, axis=-1))
+            sb, kf_b, kd_b, a1, a2, a3, a4 = _adjoint_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2,
+                                                           grad, rho_c, state, b, lt, taut, theta, eps)
+            return (i + 1, gkf.write(n, kf_b), gkd.write(n, kd_b), g1b + a1, g2b + a2, gradb + a3, rcb + a4, *sb)
+
+        gkf = tf.TensorArray(fwd_w.dtype, size=iterations)
+        gkd = tf.TensorArray(div_w.dtype, size=iterations)
+        out = tf.while_loop(_less_than(iterations), body, (tf.constant(0), gkf, gkd, zero, zero, zero, zero, *bar),
+                            maximum_iterations=iterations)
+        return (out[1].stack(), out[2].stack(), *out[3:7], *out[7:])
+
+    if xla:
+        forward = tf.function(forward, jit_compile=True, autograph=False)
+        backward = tf.function(backward, jit_compile=True, autograph=False)
+
+    @tf.custom_gradient
+    def iterate(fwd_w, div_w, g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22):
+        args = (fwd_w, div_w, g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22)
+        out = forward(*(tf.stop_gradient(a) for a in args))  # nothing to record: the gradient is grad_fn
+        new, stored = out[:6], out[6]
+
+        def grad_fn(*upstream):
+            bar = [tf.zeros_like(t) if g is None else g for g, t in zip(upstream, new)]
+            res = backward(fwd_w, div_w, g1, g2, grad, rho_c, stored, *bar)
+            gkf, gkd, g1b, g2b, gradb, rcb = res[:6]
+            return [gkf, gkd, g1b, g2b, gradb, rcb, *res[6:]]
+
+        return tuple(new), grad_fn
+
+    return iterate
