@@ -180,6 +180,11 @@ class TVNet(keras.layers.Layer):
         amount that depends on the sub-pixel position, which biases the linearised data term: on our
         benchmark pairs the same 5-5-50 solver has EPE ~0.05 px with bilinear and ~0.03 px with bicubic
         warps (``benchmarks/flow_tvl1.py``), at about 3x the cost of each warp.
+      gradient: how the gradient of each warp's iterations is computed while the layer is trainable:
+        ``"adjoint"`` (default): the hand-derived adjoint of Eq. 6-11 (:mod:`tfvideo.layers.tvnet_adjoint`;
+        the state of every iteration is stored, the backward loop recomputes one iteration at a time),
+        2-3x cheaper than ``"autodiff"``, TF's while-loop gradient of the same loop (kept for checking: both
+        agree to 1e-5). A frozen layer runs the plain loop either way.
       check_finite: check that both (float) frames are free of NaN and inf before anything is
         computed, and raise ``tf.errors.InvalidArgumentError`` naming the frame otherwise (see
         *Non-finite input*). Off by default: it adds a pass over the input.
@@ -251,12 +256,13 @@ class TVNet(keras.layers.Layer):
             raise ValueError(f"`zfactor` must be a number in (0, 1); got {zfactor!r}")
         self.zfactor = float(zfactor)
         self._gauss = _gaussian_taps(self.zfactor)
-        if self.gradient == "adjoint":
-            self._iterate = adjoint_iterations(self.iterations, lbda=self.lbda, theta=self.theta, tau=self.tau,
-                                               epsilon=self.epsilon, xla=self.xla_iterations)
-        else:
-            self._iterate = (_xla_with_recomputed_gradient(self._iterations) if self.xla_iterations
-                             else self._iterations)
+        self._plain_iterate = (_xla_with_recomputed_gradient(self._iterations) if self.xla_iterations
+                               else self._iterations)
+        # the adjoint stores the state of every iteration for its backward pass: used only while the layer is
+        # trainable (a frozen TVNet runs the plain loop, which autodiff still differentiates w.r.t. the frames)
+        self._adjoint_iterate = (adjoint_iterations(self.iterations, lbda=self.lbda, theta=self.theta, tau=self.tau,
+                                                    epsilon=self.epsilon, xla=self.xla_iterations)
+                                 if self.gradient == "adjoint" else None)
         self.trainable_u0 = bool(trainable_u0)
         if isinstance(flow_loss_weight, bool) or not isinstance(flow_loss_weight, numbers.Real) or flow_loss_weight < 0:
             raise ValueError(f"`flow_loss_weight` must be a number >= 0; got {flow_loss_weight!r}")
@@ -431,6 +437,8 @@ class TVNet(keras.layers.Layer):
         fwd = tf.reshape(fwd, [self.warps, self.iterations, 8])
         div = tf.reshape(div, [self.warps, self.iterations, 8])
         zeros = tf.zeros_like(i0)
+        iterate = (self._adjoint_iterate if self._adjoint_iterate is not None and self.trainable
+                   else self._plain_iterate)
 
         @tf.autograph.experimental.do_not_convert
         def warp_step(w, u1, u2, p11, p12, p21, p22):
@@ -438,7 +446,7 @@ class TVNet(keras.layers.Layer):
             i1w, g1, g2 = warped[..., 0:1], warped[..., 1:2], warped[..., 2:3]  # I1(x+u0), grad I1(x+u0)
             grad = tf.square(g1) + tf.square(g2) + eps  # |grad I1|^2 + eps (Sec. 4.1)
             rho_c = i1w - g1 * u1 - g2 * u2 - i0
-            state = self._iterate(
+            state = iterate(
                 tf.gather(fwd, w), tf.gather(div, w), g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22
             )
             return (w + 1, *(tf.ensure_shape(t, u1.shape) for t in state))

@@ -128,7 +128,7 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
     def forward(fwd_w, div_w, g1, g2, grad, rho_c, *state):
         @tf.autograph.experimental.do_not_convert
         def body(n, states, *st):
-            states = states.write(n, tf.concat(st, axis=-1))
+            states = states.write(n, tf.stack(st))
             new, _ = _forward_pieces(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
                                      lt, taut, theta, eps)
             return (n + 1, states, *new)
@@ -144,7 +144,7 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
         @tf.autograph.experimental.do_not_convert
         def body(i, gkf, gkd, g1b, g2b, gradb, rcb, *b):
             n = iterations - 1 - i
-            state = tuple(tf.split(stored[n], 6, axis=-1))
+            state = tuple(tf.unstack(stored[n], 6))
             sb, kf_b, kd_b, a1, a2, a3, a4 = _adjoint_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2,
                                                            grad, rho_c, state, b, lt, taut, theta, eps)
             return (i + 1, gkf.write(n, kf_b), gkd.write(n, kd_b), g1b + a1, g2b + a2, gradb + a3, rcb + a4, *sb)
