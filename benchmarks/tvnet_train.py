@@ -22,9 +22,10 @@ No timing is asserted anywhere (tests/test_benchmarks_tvnet_train.py runs a tiny
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import pathlib
 import resource
-import statistics
 import sys
 import time
 
@@ -34,6 +35,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfvideo.files import atomic_write_json  # noqa: E402
+
+# the interleaved timing rounds of benchmarks/video_heads.py (one call of each row per round, medians)
+_spec = importlib.util.spec_from_file_location("_video_heads", pathlib.Path(__file__).with_name("video_heads.py"))
+_heads = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_heads)
 
 MODES = ("graph", "xla_iterations", "jit")
 
@@ -74,15 +80,7 @@ def rows(size, iterations, modes, batch, rounds):
             model.train_on_batch(x, y)
             memory[name] = _rss_mb() - before
             calls[name] = lambda m=model: m.train_on_batch(x, y)
-    names = list(calls)
-    times = {n: [] for n in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for n in order:
-            start = time.perf_counter()
-            calls[n]()
-            times[n].append(time.perf_counter() - start)
-    return {n: statistics.median(v) for n, v in times.items()}, first, memory
+    return _heads.interleaved(calls, rounds), first, memory
 
 
 def main(argv=None):
