@@ -1,6 +1,6 @@
 """ActionFlowNet and conv-feature VLAD (Ng's thesis, chapters 4 and 2) side by side with their peers, in one run.
 
-    python benchmarks/actionflownet_vlad.py [--quick] [--size 112] [--frames 16] [--batch 2] [--repeats 3]
+    python benchmarks/actionflownet_vlad.py [--quick] [--size 128] [--frames 16] [--batch 2] [--repeats 3]
                                             [--json out.json]
 
 Ratios, not absolute times (shared machines are noisy); rows of one table are timed in the same rounds,
@@ -164,14 +164,14 @@ def vlad_rows(size, layer, images, k, rounds):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, 1 round")
-    p.add_argument("--size", type=int, help="clip frame size (default 112; multiple of 32)")
+    p.add_argument("--size", type=int, help="clip frame size (default 128; multiple of 32)")
     p.add_argument("--frames", type=int, help="clip length T (default 16; multiple of 8)")
     p.add_argument("--widths", type=int, nargs=4, help="ResNet-18 widths (default 64 128 256 512)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--repeats", type=int, help="timed rounds (default 3; --quick 1)")
     p.add_argument("--json", help="write the figures to this JSON file")
     args = p.parse_args(argv)
-    size = args.size or (32 if args.quick else 112)
+    size = args.size or (32 if args.quick else 128)
     frames = args.frames or (8 if args.quick else 16)
     widths = tuple(args.widths or ((4, 8, 8, 16) if args.quick else (64, 128, 256, 512)))
     rounds = args.repeats or (1 if args.quick else 3)
