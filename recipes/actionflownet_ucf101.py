@@ -310,9 +310,9 @@ def main(argv=None):
 
     from tfvideo import training
     from tfvideo.export import classifier_signature, export_for_serving
+    from tfvideo.models.actionflownet import classifier_model  # both models' (actionflownet_2f re-exports it)
 
     num_classes = len(classes)
-    classifier_of = _classifier_of(cfg)
     runs = [("actionflownet", f"ActionFlowNet{'-2F' if cfg['model'] == '2f' else ''} (lambda {cfg['lam']:g})",
              cfg["lam"]),
             ("no_flow_loss", "the same network without the flow loss (lambda 0)", 0.0)]
@@ -349,7 +349,7 @@ def main(argv=None):
         if not chief:
             continue
         for key, _, _ in runs:
-            scores[key].append(top1(classifier_of(models[key]), shards, cfg, progress))
+            scores[key].append(top1(classifier_model(models[key]), shards, cfg, progress))
         epes.append(flow_epe(models["actionflownet"], shards, cfg))
         if len(seeds) > 1:
             log(f"seed {seed}: " + ", ".join(f"{key} {100 * scores[key][-1]:.1f}%" for key, _, _ in runs))
@@ -385,7 +385,7 @@ def main(argv=None):
     atomic_write_json(run_dir.eval / "summary.json", {"config": cfg, "results": results, "classes": classes})
     import tensorflow as tf
 
-    classifier = classifier_of(model)
+    classifier = classifier_model(model)
     spec = tf.TensorSpec((None, cfg["frames"], cfg["size"], cfg["size"], 3), tf.uint8)
     base_dir, name = os.path.split(os.path.normpath(args.export))
     path = export_for_serving(classifier, base_dir or ".", name, print_signatures=not args.quiet,
@@ -395,14 +395,6 @@ def main(argv=None):
     log(f"done in {(time.time() - log.started) / 60:.1f} min")
     return {"config": cfg, "results": results, "export": path, "models": models, "classifier": classifier,
             "run_dir": str(run_dir.path)}
-
-
-def _classifier_of(cfg):
-    if cfg["model"] == "multi":
-        from tfvideo.models.actionflownet import classifier_model
-    else:
-        from tfvideo.models.actionflownet_2f import classifier_model
-    return classifier_model
 
 
 if __name__ == "__main__":

@@ -82,13 +82,9 @@ def endpoint_error_loss(y_true, y_pred):
       averages over the batch.
     """
     y_true = tf.convert_to_tensor(y_true)
-    y_pred = tf.convert_to_tensor(y_pred)
     if y_true.shape.rank is not None and (y_true.shape.rank != 4 or y_true.shape[-1] not in (None, 3)):
         raise ValueError(f"y_true must be (batch, H, W, 3) = flow (u, v) + validity; got {y_true.shape}")
-    valid = tf.cast(y_true[..., 2], y_pred.dtype)
-    per_pixel = endpoint_error(y_pred, y_true[..., :2], mask=valid, reduce=False)
-    count = tf.reduce_sum(valid, axis=[1, 2])
-    return tf.math.divide_no_nan(tf.reduce_sum(per_pixel, axis=[1, 2]), count)
+    return flow_endpoint_error(y_true, y_pred)  # the one masked EPE (its rank-4, same-size case)
 
 
 # ------------------------------------------------------------------------------- V2V (seed 000) ----

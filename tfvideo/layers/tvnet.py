@@ -68,9 +68,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvideo.layers.tvnet_adjoint import adjoint_iterations
+from tfvideo.layers.tvnet_adjoint import adjoint_iterations, iteration_step, less_than
 from tfvideo.losses import tvl1_energy
-from tfvideo.ops.differences import BACKWARD_TAPS, FORWARD_TAPS, central_gradient, divergence, forward_gradient
+from tfvideo.ops.differences import BACKWARD_TAPS, FORWARD_TAPS, central_gradient
 from tfvideo.ops.flow import resize_flow
 from tfvideo.ops.image import to_grey
 from tfvideo.ops.warp import backward_warp
@@ -99,14 +99,6 @@ def _gaussian_taps(zfactor: float) -> np.ndarray:
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()
-
-
-def _less_than(limit):
-    @tf.autograph.experimental.do_not_convert
-    def cond(n, *_):
-        return n < limit
-
-    return cond
 
 
 def _xla_with_recomputed_gradient(fn):
@@ -391,31 +383,16 @@ class TVNet(keras.layers.Layer):
         eps = self.epsilon
 
         @tf.autograph.experimental.do_not_convert
-        def iteration(n, u1, u2, p11, p12, p21, p22):
-            kf = tf.unstack(tf.gather(fwd_w, n))
-            kd = tf.unstack(tf.gather(div_w, n))
-            rho = rho_c + g1 * u1 + g2 * u2
-            # The three cases of Algorithm 1 in one expression: with r = rho / (|grad I1|^2 + eps),
-            #   rho < -l_t |grad I1|^2  ->  r < -l_t  ->  v = u + l_t grad I1
-            #   rho >  l_t |grad I1|^2  ->  r >  l_t  ->  v = u - l_t grad I1
-            #   otherwise                              ->  v = u - rho grad I1 / (|grad I1|^2 + eps)
-            r = tf.clip_by_value(rho / grad, -l_t, l_t)
-            v1 = u1 - r * g1
-            v2 = u2 - r * g2
-            u1 = v1 + theta * divergence(p11, p12, taps_x=kd[0:2], taps_y=kd[2:4])
-            u2 = v2 + theta * divergence(p21, p22, taps_x=kd[4:6], taps_y=kd[6:8])
-            u1x, u1y = forward_gradient(u1, taps_x=kf[0:2], taps_y=kf[2:4])
-            u2x, u2y = forward_gradient(u2, taps_x=kf[4:6], taps_y=kf[6:8])
-            den1 = 1.0 + taut * tf.sqrt(tf.square(u1x) + tf.square(u1y) + eps)  # Eq. 11
-            den2 = 1.0 + taut * tf.sqrt(tf.square(u2x) + tf.square(u2y) + eps)
-            p11 = (p11 + taut * u1x) / den1
-            p12 = (p12 + taut * u1y) / den1
-            p21 = (p21 + taut * u2x) / den2
-            p22 = (p22 + taut * u2y) / den2
-            return n + 1, u1, u2, p11, p12, p21, p22
+        def iteration(n, *state):
+            # the three cases of Algorithm 1 are one clip: with r = rho / (|grad I1|^2 + eps),
+            #   rho < -l_t |grad I1|^2 -> v = u + l_t grad I1; rho > l_t |grad I1|^2 -> v = u - l_t grad I1;
+            #   otherwise v = u - rho grad I1 / (|grad I1|^2 + eps)  (tfvideo/layers/tvnet_adjoint.py::iteration_step)
+            new, _ = iteration_step(tf.unstack(tf.gather(fwd_w, n)), tf.unstack(tf.gather(div_w, n)), g1, g2, grad,
+                                    rho_c, state, l_t, taut, theta, eps)
+            return (n + 1, *new)
 
         out = tf.while_loop(
-            _less_than(self.iterations), iteration, (tf.constant(0), u1, u2, p11, p12, p21, p22),
+            less_than(self.iterations), iteration, (tf.constant(0), u1, u2, p11, p12, p21, p22),
             maximum_iterations=self.iterations,
         )
         return out[1:]
@@ -453,7 +430,7 @@ class TVNet(keras.layers.Layer):
             return (w + 1, *(tf.ensure_shape(t, u1.shape) for t in state))
 
         out = tf.while_loop(
-            _less_than(self.warps), warp_step, (tf.constant(0), u[..., 0:1], u[..., 1:2], zeros, zeros, zeros, zeros),
+            less_than(self.warps), warp_step, (tf.constant(0), u[..., 0:1], u[..., 1:2], zeros, zeros, zeros, zeros),
             maximum_iterations=self.warps,
         )
         return tf.concat([out[1], out[2]], axis=-1)

@@ -32,43 +32,35 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfvideo.ops.differences import divergence, forward_gradient
 # the stencils' shifts and masks (tfvideo/ops/differences.py's own, so the adjoint follows its boundaries)
 from tfvideo.ops.differences import _next as _shift_next
 from tfvideo.ops.differences import _prev as _shift_prev
 from tfvideo.ops.differences import _zero_last
 
-__all__ = ["adjoint_iterations"]
+__all__ = ["adjoint_iterations", "iteration_step", "less_than"]
 
 
-def _less_than(limit):
+def less_than(limit):
+    """``tf.while_loop`` condition ``n < limit`` (not converted by autograph)."""
     @tf.autograph.experimental.do_not_convert
     def cond(n, *_):
         return n < limit
     return cond
 
 
-def _div(px, py, k):
-    """``D_x(px) + D_y(py)`` with taps ``k = (kx0, kx1, ky0, ky1)`` (ops.differences.divergence)."""
-    pxm, pym = _zero_last(px, 2), _zero_last(py, 1)
-    return k[0] * _shift_prev(pxm, 2) + k[1] * pxm + k[2] * _shift_prev(pym, 1) + k[3] * pym
-
-
-def _fgrad(w, k):
-    """``(F_x(w), F_y(w))`` with taps ``k = (kx0, kx1, ky0, ky1)`` (ops.differences.forward_gradient)."""
-    return (_zero_last(k[0] * w + k[1] * _shift_next(w, 2), 2),
-            _zero_last(k[2] * w + k[3] * _shift_next(w, 1), 1))
-
-
-def _forward_pieces(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps):
-    """One iteration: the new state and the intermediates the adjoint needs."""
+def iteration_step(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps):
+    """One TV-L1 iteration (module docstring; ``lt = lambda theta``, ``taut = tau / theta``): the new state
+    ``(u1, u2, p11, p12, p21, p22)`` and the intermediates the adjoint needs. ``TVNet._iterations`` (the
+    plain loop) and both loops here run this one function."""
     u1, u2, p11, p12, p21, p22 = state
     rho = rho_c + g1 * u1 + g2 * u2
     q = rho / grad
     r = tf.clip_by_value(q, -lt, lt)
-    w1 = u1 - r * g1 + theta * _div(p11, p12, kd[0:4])
-    w2 = u2 - r * g2 + theta * _div(p21, p22, kd[4:8])
-    a1, b1 = _fgrad(w1, kf[0:4])
-    a2, b2 = _fgrad(w2, kf[4:8])
+    w1 = u1 - r * g1 + theta * divergence(p11, p12, taps_x=kd[0:2], taps_y=kd[2:4])
+    w2 = u2 - r * g2 + theta * divergence(p21, p22, taps_x=kd[4:6], taps_y=kd[6:8])
+    a1, b1 = forward_gradient(w1, taps_x=kf[0:2], taps_y=kf[2:4])
+    a2, b2 = forward_gradient(w2, taps_x=kf[4:6], taps_y=kf[6:8])
     s1 = tf.sqrt(tf.square(a1) + tf.square(b1) + eps)
     s2 = tf.sqrt(tf.square(a2) + tf.square(b2) + eps)
     den1, den2 = 1.0 + taut * s1, 1.0 + taut * s2
@@ -80,7 +72,7 @@ def _forward_pieces(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps):
 
 def _adjoint_step(kf, kd, g1, g2, grad, rho_c, state, bar, lt, taut, theta, eps):
     """Adjoints of one iteration's inputs: ``(state~, kf~ (8,), kd~ (8,), g1~, g2~, grad~, rho_c~)``."""
-    _, c = _forward_pieces(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps)
+    _, c = iteration_step(kf, kd, g1, g2, grad, rho_c, state, lt, taut, theta, eps)
     u1, u2, p11, p12, p21, p22 = state
     ps = ((p11, p12), (p21, p22))
     wbar, pbar, gkf, gkd = [], [], [], []
@@ -129,12 +121,12 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
         @tf.autograph.experimental.do_not_convert
         def body(n, states, *st):
             states = states.write(n, tf.stack(st))
-            new, _ = _forward_pieces(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
+            new, _ = iteration_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
                                      lt, taut, theta, eps)
             return (n + 1, states, *new)
 
         states = tf.TensorArray(state[0].dtype, size=iterations, element_shape=None)
-        out = tf.while_loop(_less_than(iterations), body, (tf.constant(0), states, *state),
+        out = tf.while_loop(less_than(iterations), body, (tf.constant(0), states, *state),
                             maximum_iterations=iterations)
         return (*out[2:], out[1].stack())
 
@@ -151,7 +143,7 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
 
         gkf = tf.TensorArray(fwd_w.dtype, size=iterations)
         gkd = tf.TensorArray(div_w.dtype, size=iterations)
-        out = tf.while_loop(_less_than(iterations), body, (tf.constant(0), gkf, gkd, zero, zero, zero, zero, *bar),
+        out = tf.while_loop(less_than(iterations), body, (tf.constant(0), gkf, gkd, zero, zero, zero, zero, *bar),
                             maximum_iterations=iterations)
         return (out[1].stack(), out[2].stack(), *out[3:7], *out[7:])
 
