@@ -10,6 +10,7 @@ from tests.layer_checks import check_layer
 from tests.layers.tvl1_reference import grad_forward, tvl1_single_scale, warp_bilinear
 from tfvideo.layers import TVNet
 from tfvideo.losses import tvl1_energy
+from tfvideo.ops.differences import BACKWARD_TAPS, FORWARD_TAPS
 
 
 def photo_pair(photo_rgb, size=(96, 128)):
@@ -346,6 +347,8 @@ def random_pair(batch=2, size=(16, 16), seed=0):
         (dict(scales=2, warps=2, iterations=3, flow_loss_weight=0.1), (3, 0)),
         # trainable_u0=False: u0 is created non-trainable, the two kernel tensors stay trainable
         (dict(iterations=3, trainable_u0=False, interpolation="bicubic"), (2, 1)),
+        # trainable_kernels=False (Table 1's "Training u0"): u0 alone trainable
+        (dict(iterations=3, trainable_kernels=False), (1, 2)),
         # a frozen layer: all three weights non-trainable
         (dict(iterations=3, trainable=False), (0, 3)),
         # the XLA iteration loop and the input check change no weights
@@ -386,6 +389,31 @@ def test_trainable_u0_false_keeps_u0_fixed_in_training():
     for m in moved:
         assert m["forward_kernels"] > 1e-6 and m["divergence_kernels"] > 1e-6, moved
     assert moved[0]["u0"] == 0.0 and moved[1]["u0"] > 1e-6, moved
+
+
+def test_trainable_kernels_false_trains_u0_alone():
+    """Table 1's "Training u0" mode: with trainable_kernels=False a training step moves u0 and leaves the
+    kernels at the exact TV-L1 taps, and the flow after the step equals exact TV-L1 started from the new u0
+    (a frozen layer with the same u0: the iterations are untouched)."""
+    a, b = keras.Input((16, 16, 1)), keras.Input((16, 16, 1))
+    layer = TVNet(iterations=3, trainable_kernels=False)
+    model = keras.Model([a, b], layer([a, b]))
+    assert sorted(w.name for w in layer.trainable_weights) == ["u0"]
+    x = random_pair(batch=2)
+    target = np.zeros((2, 16, 16, 2), np.float32)
+    target[..., 0] = 1.0
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x) - target))
+    grads = tape.gradient(loss, model.trainable_weights)
+    keras.optimizers.SGD(1.0).apply(grads, model.trainable_weights)
+    assert np.abs(layer.u0.numpy()).max() > 1e-6
+    assert np.array_equal(layer.forward_kernels.numpy(), np.broadcast_to(FORWARD_TAPS, layer.forward_kernels.shape))
+    assert np.array_equal(layer.divergence_kernels.numpy(),
+                          np.broadcast_to(BACKWARD_TAPS, layer.divergence_kernels.shape))
+    exact = TVNet(iterations=3, trainable=False)
+    exact(x)
+    exact.u0.assign(layer.u0.numpy())
+    np.testing.assert_allclose(model(x).numpy(), exact(x).numpy(), rtol=1e-6, atol=1e-6)
 
 
 # ------------------------------------------------------------------ non-finite input

@@ -157,6 +157,10 @@ class TVNet(keras.layers.Layer):
       epsilon: the small constant of Sec. 4.1 (in ``|grad I1|^2 + eps`` and inside the square root of
         Eq. 11).
       trainable_u0: whether the initial flow ``u0`` is trainable (when the layer is).
+      trainable_kernels: whether the finite-difference kernels ``forward_kernels`` and
+        ``divergence_kernels`` are trainable (when the layer is). ``trainable_kernels=False`` with
+        ``trainable_u0=True`` is the "Training u0" column of Table 1 (Sec. 5.1): only ``u0`` learns, the
+        iterations stay exact TV-L1 ones.
       flow_loss_weight: if > 0, ``flow_loss_weight * tvl1_energy(frame0, frame1, flow, lbda)`` is added
         with ``add_loss`` (the L_f term of Eq. 13, computed with the fixed finite differences).
       u0_size: ``(height, width)`` at which ``u0`` is stored; ``None`` picks the coarsest-level size of
@@ -220,6 +224,7 @@ class TVNet(keras.layers.Layer):
         zfactor=0.5,
         epsilon=1e-12,
         trainable_u0=True,
+        trainable_kernels=True,
         flow_loss_weight=0.0,
         u0_size=None,
         xla_iterations=False,
@@ -257,6 +262,7 @@ class TVNet(keras.layers.Layer):
                                                     epsilon=self.epsilon, xla=self.xla_iterations)
                                  if self.gradient == "adjoint" else None)
         self.trainable_u0 = bool(trainable_u0)
+        self.trainable_kernels = bool(trainable_kernels)
         if isinstance(flow_loss_weight, bool) or not isinstance(flow_loss_weight, numbers.Real) or flow_loss_weight < 0:
             raise ValueError(f"`flow_loss_weight` must be a number >= 0; got {flow_loss_weight!r}")
         self.flow_loss_weight = float(flow_loss_weight)
@@ -289,10 +295,12 @@ class TVNet(keras.layers.Layer):
         fwd = np.broadcast_to(np.asarray(FORWARD_TAPS, np.float32), kshape)
         bwd = np.broadcast_to(np.asarray(BACKWARD_TAPS, np.float32), kshape)
         self.forward_kernels = self.add_weight(
-            name="forward_kernels", shape=kshape, initializer=keras.initializers.Constant(fwd.copy()), trainable=True
+            name="forward_kernels", shape=kshape, initializer=keras.initializers.Constant(fwd.copy()),
+            trainable=self.trainable_kernels
         )
         self.divergence_kernels = self.add_weight(
-            name="divergence_kernels", shape=kshape, initializer=keras.initializers.Constant(bwd.copy()), trainable=True
+            name="divergence_kernels", shape=kshape, initializer=keras.initializers.Constant(bwd.copy()),
+            trainable=self.trainable_kernels
         )
         self.u0 = self.add_weight(
             name="u0", shape=(*self.u0_size, 2), initializer="zeros", trainable=self.trainable_u0
@@ -477,6 +485,7 @@ class TVNet(keras.layers.Layer):
             zfactor=self.zfactor,
             epsilon=self.epsilon,
             trainable_u0=self.trainable_u0,
+            trainable_kernels=self.trainable_kernels,
             flow_loss_weight=self.flow_loss_weight,
             u0_size=list(self.u0_size) if self.u0_size is not None else None,
             xla_iterations=self.xla_iterations,
