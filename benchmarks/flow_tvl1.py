@@ -10,7 +10,7 @@ end-point error (EPE, Eq. 14 of the TVNet paper; a 10-pixel border is ignored). 
 
 Methods
 -------
-* ``opencv``: ``cv2.optflow.DualTVL1OpticalFlow_create()`` with its defaults (5 scales of 0.5, 5 warps,
+* ``opencv``: ``cv2.optflow.DualTVL1OpticalFlow_create()`` with its defaults (5 scales of 0.8, 5 warps,
   up to 300 iterations with an epsilon stopping rule), one pair at a time.
 * ``skimage``: ``skimage.registration.optical_flow_tvl1`` with its defaults (attachment 15, 5 warps,
   10 iterations, pyramid down to ~16 px; bilinear warps), one pair at a time.

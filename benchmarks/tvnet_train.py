@@ -14,7 +14,9 @@ Modes:
   pass recomputes them: ``tfvideo/layers/tvnet.py::_xla_with_recomputed_gradient``), step not compiled;
 * ``jit``: as the recipe trains: ``xla_iterations`` and ``model.compile(jit_compile=True)``.
 
-Rows are timed in the same rounds, interleaved (medians). Memory: the process's peak resident set after
+Rows are timed in the same rounds, interleaved (medians), by default in CPU time of the process (all its threads:
+on a shared machine other processes stretch wall time, by different amounts for different rows; ``--clock wall``
+for wall time). Memory: the process's peak resident set after
 each model's first steps (``ru_maxrss`` grows only; the increase per model is shown, first model first).
 No timing is asserted anywhere (tests/test_benchmarks_tvnet_train.py runs a tiny configuration).
 """
@@ -64,7 +66,7 @@ def build(size, iterations, mode, trainable):
     return model
 
 
-def rows(size, iterations, modes, batch, rounds):
+def rows(size, iterations, modes, batch, rounds, clock=time.process_time):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch, 3, 6, size, size, 3), dtype=np.uint8)
     y = rng.integers(0, 8, (batch,))
@@ -80,7 +82,7 @@ def rows(size, iterations, modes, batch, rounds):
             model.train_on_batch(x, y)
             memory[name] = _rss_mb() - before
             calls[name] = lambda m=model: m.train_on_batch(x, y)
-    return _heads.interleaved(calls, rounds), first, memory
+    return _heads.interleaved(calls, rounds, clock), first, memory
 
 
 def main(argv=None):
@@ -91,6 +93,8 @@ def main(argv=None):
     p.add_argument("--modes", nargs="+", choices=MODES, help=f"default: {' '.join(MODES)}")
     p.add_argument("--batch", type=int, default=4, help="videos per step (3 stacks of 6 frames each)")
     p.add_argument("--repeats", type=int, help="timed rounds (default 5; --quick 1)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="time steps by the process's CPU time (all threads) or by wall time")
     p.add_argument("--json", help="write the figures to this JSON file")
     args = p.parse_args(argv)
     sizes = args.sizes or ([32] if args.quick else [48, 96])
@@ -103,12 +107,14 @@ def main(argv=None):
         f"x 5 pairs, TVNet-{iterations}")
     keras.utils.set_random_seed(0)
     out = {"argv": sys.argv[1:] if argv is None else list(argv), "batch": args.batch, "iterations": iterations,
+           "clock": args.clock,
            "rounds": rounds, "sizes": {}}
     for size in sizes:
-        times, first, memory = rows(size, iterations, modes, args.batch, rounds)
+        times, first, memory = rows(size, iterations, modes, args.batch, rounds,
+                                    time.process_time if args.clock == "cpu" else time.perf_counter)
         out["sizes"][size] = {"step": times, "first_call": first, "memory_mb": memory}
         print(f"\ntraining step of the temporal stream at {size} x {size} (TVNet-{iterations}, batch {args.batch})")
-        print(f"  {'mode | TVNet':36s} {'ms/step':>9s} {'vs frozen':>10s} {'first call s':>13s} {'+RSS MB':>8s}")
+        print(f"  {'mode | TVNet':36s} {args.clock + ' ms':>9s} {'vs frozen':>10s} {'first call s':>13s} {'+RSS MB':>8s}")
         for name, t in times.items():
             mode = name.split(" | ")[0]
             frozen = times[f"{mode} | TVNet frozen"]

@@ -61,17 +61,18 @@ def _step(model, loss):
     return forward, train
 
 
-def interleaved(calls, rounds):
-    """``{name: fn()}`` timed in rounds, one call each per round in a rotating order; medians (s)."""
+def interleaved(calls, rounds, clock=time.perf_counter):
+    """``{name: fn()}`` timed in rounds, one call each per round in a rotating order; medians (s) of ``clock``
+    (wall time by default; ``time.process_time``: the process's CPU time over all its threads)."""
     names = list(calls)
     times = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
-            start = time.perf_counter()
+            start = clock()
             out = calls[n]()
             np.asarray(out)  # fetch
-            times[n].append(time.perf_counter() - start)
+            times[n].append(clock() - start)
     return {n: statistics.median(v) for n, v in times.items()}
 
 

@@ -54,9 +54,11 @@ the sizes divide exactly, and the exact ratio otherwise (e.g. 125 -> 62 pixels).
 
 Graph size
 ----------
-Scales are unrolled in Python (their sizes differ); warps and iterations run in two nested
-``tf.while_loop``s that index the stacked per-(warp, iteration) kernels, so the traced graph does not
-grow with ``warps`` or ``iterations`` (a 5-5-50 TVNet traces in seconds, not minutes).
+Warps and iterations run in two nested ``tf.while_loop``s that index the stacked per-(warp, iteration)
+kernels, so the traced graph does not grow with ``warps`` or ``iterations``. The solver of one pyramid level
+is one ``tf.function`` with unknown batch and spatial sizes (:meth:`TVNet._scale_solver`), traced once per
+layer (and per value of ``trainable``) and called at every level: a 5-scale TVNet traces one level, not five
+(graph-mode first call of a 5-5-50 TVNet at 125 x 185: from ~10 s to ~3 s, ``benchmarks/flow_tvl1.py``).
 """
 
 from __future__ import annotations
@@ -271,6 +273,7 @@ class TVNet(keras.layers.Layer):
                 raise ValueError(f"`u0_size` must be None or (height, width); got {u0_size!r}")
             u0_size = tuple(_check_positive_int(v, "u0_size") for v in u0_size)
         self.u0_size = u0_size
+        self._scale_fns = {}  # trainable -> the traced one-level solver (_scale_solver)
 
     # ------------------------------------------------------------------ building
     def _split_shapes(self, input_shape):
@@ -405,6 +408,18 @@ class TVNet(keras.layers.Layer):
         )
         return out[1:]
 
+    def _scale_solver(self):
+        """:meth:`_single_scale` as a ``tf.function`` of any batch and level size, traced once for all the
+        levels (module docstring, *Graph size*); one per value of ``trainable`` (plain loop or adjoint)."""
+        key = bool(self.trainable)
+        if key not in self._scale_fns:
+            image = tf.TensorSpec((None, None, None, 1), tf.float32)
+            kernels = tf.TensorSpec((self.warps, self.iterations, 2, 2, 2), tf.float32)
+            self._scale_fns[key] = tf.function(
+                self._single_scale, autograph=False,
+                input_signature=(image, image, tf.TensorSpec((None, None, None, 2), tf.float32), kernels, kernels))
+        return self._scale_fns[key]
+
     def _single_scale(self, i0, i1, u, fwd, div):
         """Algorithm 1 at one pyramid level. ``fwd``/``div``: ``(warps, iterations, 2, 2, 2)`` kernels.
 
@@ -464,7 +479,7 @@ class TVNet(keras.layers.Layer):
         u = resize_flow(u0[tf.newaxis], sizes[-1])
         u = tf.tile(u, [batch, 1, 1, 1])
         for s in range(self.scales - 1, -1, -1):
-            u = self._single_scale(pyr0[s], pyr1[s], u, fwd[s], div[s])
+            u = self._scale_solver()(pyr0[s], pyr1[s], u, fwd[s], div[s])
             if s > 0:
                 u = resize_flow(u, sizes[s - 1])
         flow = tf.ensure_shape(u, (*frame0.shape[:3], 2))

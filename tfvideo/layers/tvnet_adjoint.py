@@ -21,11 +21,20 @@ fixed-size stencils; ``Z`` zeroes the last column / row, ``N`` reads the next pi
     r~ = -(w_1~ g1 + w_2~ g2)    q~ = r~ [|q| <= lt]   rho~ = q~ / G    G~ = -q~ q / G
     u_d~ = w_d~ + rho~ g_d       g_d~ = -w_d~ r + rho~ u_d             rho_c~ = rho~
 
-The forward loop stores the state ``(u1, u2, p11, p12, p21, p22)`` entering every iteration (6 one-channel maps
-per iteration); the backward loop runs the iterations in reverse, recomputes each iteration's intermediates from
-its stored state and applies the adjoint above: about two forward iterations of element-wise work per iteration,
-no while-loop gradient accumulators. Under ``xla=True`` each loop is one XLA cluster. The gradients equal TF's
-autodiff of the same loop (tests/layers/test_tvnet_adjoint.py: random and real frames, finite differences).
+The forward loop stores the state ``(u1, u2, p11, p12, p21, p22)`` entering every iteration (six one-channel
+maps per iteration, one TensorArray per variable: a stacked 6-map TensorArray cost 10% more backward time); the
+backward loop runs the iterations in reverse, recomputes each iteration's intermediates from its stored state and
+applies the adjoint above, with no while-loop gradient accumulators. Under ``xla=True`` the forward loop is one XLA
+cluster; the backward loop is one in every mode (it only runs in training, and compiled it takes about half the CPU
+time of TF's own ops). The gradients equal TF's autodiff of the same loop (tests/layers/test_tvnet_adjoint.py:
+random and real frames, finite differences).
+
+Cost (``benchmarks/tvnet_train.py``; figures in ``benchmarks/README.md``): the adjoint has about
+three times the element-wise operations of a forward iteration, but under XLA it is memory-bound and the stencils'
+one-pixel shifts keep XLA from fusing producers into several consumers: the backward body runs ~70 fused loops per
+iteration against the forward's ~15, so a backward iteration costs 5-7 forward ones (measured, CPU, 48 px, 60
+pairs). We tried and measured, without gain: optimization barriers around the recomputed intermediates, one
+reduction (or one matrix product) for the 16 tap gradients instead of 16 sums, a stacked state array.
 """
 
 from __future__ import annotations
@@ -120,15 +129,15 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
     def forward(fwd_w, div_w, g1, g2, grad, rho_c, *state):
         @tf.autograph.experimental.do_not_convert
         def body(n, states, *st):
-            states = states.write(n, tf.stack(st))
+            states = [ta.write(n, x) for ta, x in zip(states, st)]
             new, _ = iteration_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
                                      lt, taut, theta, eps)
             return (n + 1, states, *new)
 
-        states = tf.TensorArray(state[0].dtype, size=iterations, element_shape=None)
+        states = [tf.TensorArray(state[0].dtype, size=iterations, element_shape=state[0].shape) for _ in range(6)]
         out = tf.while_loop(less_than(iterations), body, (tf.constant(0), states, *state),
                             maximum_iterations=iterations)
-        return (*out[2:], out[1].stack())
+        return (*out[2:], *[ta.stack() for ta in out[1]])
 
     def backward(fwd_w, div_w, g1, g2, grad, rho_c, stored, *bar):
         zero = tf.zeros_like(g1)
@@ -136,7 +145,7 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
         @tf.autograph.experimental.do_not_convert
         def body(i, gkf, gkd, g1b, g2b, gradb, rcb, *b):
             n = iterations - 1 - i
-            state = tuple(tf.unstack(stored[n], 6))
+            state = tuple(x[n] for x in stored)
             sb, kf_b, kd_b, a1, a2, a3, a4 = _adjoint_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2,
                                                            grad, rho_c, state, b, lt, taut, theta, eps)
             return (i + 1, gkf.write(n, kf_b), gkd.write(n, kd_b), g1b + a1, g2b + a2, gradb + a3, rcb + a4, *sb)
@@ -149,13 +158,15 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
 
     if xla:
         forward = tf.function(forward, jit_compile=True, autograph=False)
-        backward = tf.function(backward, jit_compile=True, autograph=False)
+    # the backward loop is compiled with XLA in every mode: it runs only in training, where XLA is always at hand
+    # (TF's CPU and GPU builds), and compiled it costs about half of TF's own ops (benchmarks/tvnet_train.py)
+    backward = tf.function(backward, jit_compile=True, autograph=False)
 
     @tf.custom_gradient
     def iterate(fwd_w, div_w, g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22):
         args = (fwd_w, div_w, g1, g2, grad, rho_c, u1, u2, p11, p12, p21, p22)
         out = forward(*(tf.stop_gradient(a) for a in args))  # nothing to record: the gradient is grad_fn
-        new, stored = out[:6], out[6]
+        new, stored = out[:6], out[6:]
 
         def grad_fn(*upstream):
             bar = [tf.zeros_like(t) if g is None else g for g, t in zip(upstream, new)]
