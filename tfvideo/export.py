@@ -318,7 +318,10 @@ def export_for_serving(
         archive.track(model)
         for key, fn in signatures.items():
             archive.add_endpoint(key, fn)
-        archive.write_out(tmp, verbose=False)
+        # serving computes no gradients: custom gradients (e.g. TVNet's adjoint, whose backward loop is
+        # XLA-compiled) are not written, so they cannot bring XLA functions into the SavedModel
+        archive.write_out(tmp, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+                          verbose=False)
         _refuse_xla(tmp)
         if version in list_versions(model_dir):  # created meanwhile by another process
             raise FileExistsError(f"version {version} of model {name!r} exists already in {model_dir}")

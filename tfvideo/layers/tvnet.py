@@ -132,6 +132,15 @@ def _xla_with_recomputed_gradient(fn):
     return wrapped
 
 
+class _FunctionCache:
+    """A plain holder of traced functions: not a dict attribute of the layer, which Keras and TF would track and
+    then try (and fail) to save into a SavedModel as objects; the functions are traced into the exported
+    signatures instead."""
+
+    def __init__(self):
+        self.functions = {}
+
+
 def _check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer; got {value!r}")
@@ -273,7 +282,7 @@ class TVNet(keras.layers.Layer):
                 raise ValueError(f"`u0_size` must be None or (height, width); got {u0_size!r}")
             u0_size = tuple(_check_positive_int(v, "u0_size") for v in u0_size)
         self.u0_size = u0_size
-        self._scale_fns = {}  # trainable -> the traced one-level solver (_scale_solver)
+        self._scale_fns = _FunctionCache()  # trainable -> the traced one-level solver (_scale_solver)
 
     # ------------------------------------------------------------------ building
     def _split_shapes(self, input_shape):
@@ -412,13 +421,13 @@ class TVNet(keras.layers.Layer):
         """:meth:`_single_scale` as a ``tf.function`` of any batch and level size, traced once for all the
         levels (module docstring, *Graph size*); one per value of ``trainable`` (plain loop or adjoint)."""
         key = bool(self.trainable)
-        if key not in self._scale_fns:
+        if key not in self._scale_fns.functions:
             image = tf.TensorSpec((None, None, None, 1), tf.float32)
             kernels = tf.TensorSpec((self.warps, self.iterations, 2, 2, 2), tf.float32)
-            self._scale_fns[key] = tf.function(
+            self._scale_fns.functions[key] = tf.function(
                 self._single_scale, autograph=False,
                 input_signature=(image, image, tf.TensorSpec((None, None, None, 2), tf.float32), kernels, kernels))
-        return self._scale_fns[key]
+        return self._scale_fns.functions[key]
 
     def _single_scale(self, i0, i1, u, fwd, div):
         """Algorithm 1 at one pyramid level. ``fwd``/``div``: ``(warps, iterations, 2, 2, 2)`` kernels.
