@@ -8,12 +8,17 @@ Two profiles:
 
 * ``paper`` (default with ``--data-dir``): seed 002 Sec. 5.2 -- TVNet-50 trained end to end, 224 x 224
   crops with TSN corner cropping and scale jittering, 3 segments, SGD momentum 0.9, lr 0.005, batch
-  128, HMDB51 7000 iterations (lr / 10 at 4000 and 6000), UCF101 18000 (at 10000 and 16000); test:
-  25 stacks x (centre + 4 corners) x flips.
+  128, HMDB51 7000 iterations (lr / 10 at 4000 and 6000), UCF101 18000 (at 10000 and 16000); both
+  CNNs from ImageNet weights (the flow network by cross-modality initialisation; ``--weights none``
+  opts out, ``--weights FILE`` loads a file); test: 25 stacks x (centre + 4 corners) x flips, the
+  per-video score being the mean logits of those 250 snippets.
 * ``cpu`` (default without ``--data-dir``, on the built-in ``motion`` set): the same code path sized
   for 2 CPU cores and < 15 minutes -- 48 x 48 crops, the small CNN, batch 16 and a shorter schedule
-  with the same shape (lr / 10 at 4/7 and 6/7 of the steps); test: 5 stacks x centre crop. Each value
-  can be overridden by a flag.
+  with the same shape (lr / 10 at 4/7 and 6/7 of the steps), random initial weights (nothing is
+  downloaded); test: 5 stacks x centre crop. Each value can be overridden by a flag.
+
+``--split all`` runs splits 1, 2, 3 one after another and reports their mean (:mod:`recipes.tvnet_splits`);
+``--preprocess official`` applies the TVNet authors' frame preprocessing before TVNet.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ from tfvideo.files import atomic_write_json
 PROFILES = {
     "paper": dict(size=224, batch_size=128, lr=0.005, backbone="inception_v3", iterations=50,
                   train_tvnet=True, segments=3, eval_segments=25, eval_crops=5, eval_flips=True,
-                  short_side=256, steps_per_epoch=100),
+                  short_side=256, steps_per_epoch=100, weights="imagenet"),
     "cpu": dict(size=48, batch_size=16, lr=0.02, backbone="small", iterations=50,
                 train_tvnet=True, segments=3, eval_segments=5, eval_crops=1, eval_flips=False,
-                short_side=None, steps=126, steps_per_epoch=14),
+                short_side=None, steps=126, steps_per_epoch=14, weights=None),
 }
 SCHEDULES = {"hmdb51": (7000, (4000, 6000)), "ucf101": (18000, (10000, 16000))}
 
@@ -48,7 +53,9 @@ def build_parser(dataset, description):
     name = "HMDB51" if dataset == "hmdb51" else "UCF101"
     p.add_argument("--data-dir", help=f"{name} root in its official layout; without it the built-in "
                                       "'motion' dataset (HMDB51 layout) is generated and used")
-    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split")
+    p.add_argument("--split", type=_split_type, default=1, help="official split: 1, 2, 3, or 'all' (the three "
+                   "one after another, each in <run-dir>/splitN with its own shards, then their mean: "
+                   "the paper's Table 4 protocol)")
     p.add_argument("--profile", choices=tuple(PROFILES), help="'paper' (default with --data-dir) "
                    "or 'cpu' (default on the built-in data); the flags below override it")
     p.add_argument("--steps", type=pos, help="training iterations of each stream (paper: "
@@ -59,8 +66,12 @@ def build_parser(dataset, description):
     p.add_argument("--lr", type=cli.float_type(), help="initial learning rate of the CNNs (TVNet: lr / 255)")
     p.add_argument("--size", type=cli.int_type(16), help="crop size (square, >= 16) fed to the networks")
     p.add_argument("--backbone", choices=("small", "inception_v3", "resnet50", "mobilenet_v2"))
-    p.add_argument("--weights", help="ImageNet weights file of the backbone (3 channels; 'imagenet' "
-                                     "downloads them) -- cross-modality initialised for TVNet")
+    p.add_argument("--weights", help="CNN initialisation: 'imagenet' (Keras downloads the weights; the "
+                   "paper profile's default), 'none' (random; the cpu profile's), or a .weights.h5 file of the "
+                   "backbone with 3 input channels -- cross-modality initialised for the flow network")
+    p.add_argument("--preprocess", choices=("none", "official"), default="none",
+                   help="frames before TVNet: 'official' = the authors' code (grey, each pair normalised to "
+                        "[0, 255] jointly, 5x5 Gaussian); 'none' = as they are")
     p.add_argument("--iterations", type=pos, help="TVNet iterations (TVNet-50: 50)")
     p.add_argument("--no-flow-loss", action="store_true", help="drop L_f (ablation)")
     p.add_argument("--freeze-tvnet", action="store_true", help="exact TV-L1, no training (ablation)")
@@ -86,8 +97,52 @@ def build_parser(dataset, description):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dry-run", action="store_true",
                    help="build everything and run one training step of each stream")
+    from recipes.tvnet_tables import add_table_flags
+    add_table_flags(p)  # --table 3|4, --streams (recipes/tvnet_tables.py)
     cli.add_output_flags(p)
     return p
+
+
+def _split_type(text):
+    if str(text).lower() == "all":
+        return "all"
+    if str(text) in ("1", "2", "3"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected 1, 2, 3 or all, got {text!r}")
+
+
+def _weights_of(args, cfg):
+    """``--weights`` over the profile's default ('imagenet' for paper, None for cpu); 'none' is None and
+    the ``small`` backbone (no pretrained weights) always starts from random weights."""
+    weights = cfg.get("weights") if args.weights is None else args.weights
+    if weights is None or str(weights).lower() == "none" or cfg["backbone"] == "small":
+        return None
+    return weights
+
+
+def check_weights(cfg, log):
+    """Loads the CNN's initial weights once, before any data or training work: ``imagenet`` is downloaded
+    into Keras' cache (``~/.keras/models``; the models built later read it from there), a file is
+    checked to fit the backbone. Raises ``ValueError`` (the harness makes it ``error: ...``, exit 2)."""
+    if cfg["weights"] is None:
+        return
+    from tfvideo.models import tvnet as tvmodels
+
+    shape = (cfg["size"], cfg["size"], 3)
+    try:
+        tvmodels.backbone(cfg["backbone"], shape, weights=cfg["weights"], model_name="weights_check")
+    except tvmodels.ImageNetWeightsUnavailable as err:
+        cause = err.__cause__ if err.__cause__ is not None else err
+        raise ValueError(f"--weights imagenet: Keras could not download the ImageNet weights of "
+                         f"{cfg['backbone']} ({type(cause).__name__}: {cause}); pass --weights FILE with a "
+                         f"saved .weights.h5 (keras.applications.{tvmodels._APPS[cfg['backbone']]}("
+                         "include_top=False, weights='imagenet').save_weights(FILE) where there is "
+                         "network), or --weights none") from err
+    except Exception as err:  # a file of another architecture or not a weights file
+        raise ValueError(f"--weights {cfg['weights']}: cannot be loaded into the {cfg['backbone']} "
+                         f"backbone ({type(err).__name__}: {err})") from err
+    log(f"weights: {cfg['backbone']} initialised from {cfg['weights']} (flow network: cross-modality "
+        "initialisation, first-layer RGB kernels averaged over the 10 flow channels)")
 
 
 def check_args(args, cfg, dataset):
@@ -104,8 +159,11 @@ def check_args(args, cfg, dataset):
         if not os.listdir(args.data_dir):
             return [f"--data-dir {args.data_dir}: the folder is empty (expected {dataset.upper()} in "
                     "its official layout)"]
-    if args.weights not in (None, "imagenet") and not os.path.isfile(args.weights):
-        return [f"--weights {args.weights}: no such file"]
+    if args.weights not in (None, "imagenet", "none") and not os.path.isfile(args.weights):
+        return [f"--weights {args.weights}: no such file (expected 'imagenet', 'none' or a .weights.h5 file)"]
+    if args.weights not in (None, "none") and cfg["backbone"] == "small":
+        return [f"--weights {args.weights}: the 'small' backbone has no pretrained weights (use --backbone "
+                "inception_v3, resnet50 or mobilenet_v2, or --weights none)"]
     if args.devices and args.strategy not in ("mirrored", "onedevice"):
         return ["--devices goes with --strategy mirrored or onedevice"]
     try:
@@ -135,7 +193,8 @@ def run_dir_of(args, cfg):
 def data_source(args, cfg, dataset):
     """``(dataset name for prepare, shard folder, data_dir)``."""
     if cfg["dataset"] == "motion":
-        return "motion", args.data_out or "tfrecords/motion", None
+        default = "tfrecords/motion" if cfg["split"] == 1 else f"tfrecords/motion_split{cfg['split']}"
+        return "motion", args.data_out or default, None
     return dataset, args.data_out or os.path.join("tfrecords", dataset, f"split{cfg['split']}"), args.data_dir
 
 
@@ -166,9 +225,12 @@ def resolve(args, dataset):
     cfg["lr_boundaries"] = [max(1, round(cfg["steps"] * b / total)) for b in boundaries]
     cfg.update(dataset="motion" if builtin else dataset, profile=profile, split=args.split,
                train_tvnet=cfg["train_tvnet"] and not args.freeze_tvnet,
-               flow_loss_weight=0.0 if args.no_flow_loss else 0.1, weights=args.weights,
+               flow_loss_weight=0.0 if args.no_flow_loss else 0.1, weights=_weights_of(args, cfg),
+               preprocess=args.preprocess,
                seed=args.seed, strategy=args.strategy, frames_per_stack=6,
                videos_per_class=args.videos_per_class if builtin else None)
+    from recipes.tvnet_tables import apply_table
+    apply_table(args, cfg)  # table, segments (unless --segments), streams: recipes/tvnet_tables.py
     return cfg
 
 
@@ -177,6 +239,7 @@ def prepare_data(args, cfg, dataset, log, chief=True, workers=1):
     workers each split gets at least one shard per worker (tf.distribute shards the input by file)."""
     from tfvideo.data.prepare import prepare, wait_until_prepared
 
+    check_weights(cfg, log)
     name, out, data_dir = data_source(args, cfg, dataset)
     if name == "motion":
         log(f"data: the built-in 'motion' dataset (8 camera-motion classes filmed on scikit-image "
@@ -251,13 +314,24 @@ def flow_images(model, batch):
 
 
 def run(argv, dataset, description):
-    from recipes.harness import begin  # the strategy first: multi-worker needs it before TF starts
-
     parser = build_parser(dataset, description)
     args = parser.parse_args(argv)
+    if args.split == "all":  # splits 1, 2, 3 one after another, then their mean: recipes/tvnet_splits.py
+        from recipes.tvnet_splits import run_all_splits
+        return run_all_splits(parser, args, dataset, run_parsed)
+    return run_parsed(parser, args, dataset)
+
+
+def run_parsed(parser, args, dataset):
+    """One split's run from parsed arguments (``--split 1|2|3``)."""
+    from recipes.harness import begin  # the strategy first: multi-worker needs it before TF starts
+
     cfg = resolve(args, dataset)
+    from recipes import tvnet_tables
+    if cfg["table"] == 3:  # one temporal network per motion descriptor: recipes/tvnet_tables.py
+        return tvnet_tables.run_table3(parser, args, cfg, dataset)
     log, strategy, chief, run_dir, (shards, classes) = begin(
-        parser, args, cfg, check_args(args, cfg, dataset),
+        parser, args, cfg, tvnet_tables.table_problems(args) or check_args(args, cfg, dataset),
         lambda log, chief, workers: prepare_data(args, cfg, dataset, log, chief=chief, workers=workers))
 
     import tensorflow as tf
@@ -272,7 +346,8 @@ def run(argv, dataset, description):
     with strategy.scope():
         temporal = tvmodels.temporal_stream(
             len(classes), size=size, backbone_name=cfg["backbone"], weights=cfg["weights"],
-            tvnet=tv, flow_loss_weight=cfg["flow_loss_weight"], train_tvnet=cfg["train_tvnet"])
+            tvnet=tv, flow_loss_weight=cfg["flow_loss_weight"], train_tvnet=cfg["train_tvnet"],
+            preprocess=cfg["preprocess"])
         spatial = tvmodels.spatial_stream(len(classes), size=size, backbone_name=cfg["backbone"],
                                           weights=cfg["weights"])
         # XLA has no CPU collectives: multi-worker steps run as graphs (TVNet's iterations keep XLA)
@@ -280,6 +355,7 @@ def run(argv, dataset, description):
         compile_model(temporal, cfg, tvnet=True, jit_compile=jit)
         compile_model(spatial, cfg, tvnet=False, jit_compile=jit)
     fixed = next(iter(test_ds))[0]["frames"][:4, :1].numpy()
+    log(f"reproducing {tvnet_tables.table_title(cfg)}")
     log(f"run dir: {run_dir.path}; {cfg['steps']} steps x batch {cfg['batch_size']} per stream "
         f"({cfg['epochs']} epochs of {cfg['steps_per_epoch']}), lr {cfg['lr']} "
         f"(/10 at {cfg['lr_boundaries']}), TVNet-{cfg['iterations']} "
@@ -298,7 +374,9 @@ def run(argv, dataset, description):
     results = {}
     for name, model in (("temporal", temporal), ("spatial", spatial)):
         log(f"evaluating the {name} stream")
-        results[name] = evaluation.evaluate(model, test_ds, class_names=classes, softmax=True,
+        # every view's output (logits, already averaged over its stacks by the consensus) is averaged:
+        # the per-video score is the mean of all stacks x crops x flips snippet logits (Sec. 5.2's 250)
+        results[name] = evaluation.evaluate(model, test_ds, class_names=classes, softmax=False,
                                             out_dir=run_dir.eval / name,
                                             progress=not args.quiet)
     fused = evaluation.fuse_scores([results["spatial"]["videos"], results["temporal"]["videos"]],
@@ -306,18 +384,20 @@ def run(argv, dataset, description):
     results["two_stream"] = evaluation.classification_metrics(fused["scores"], fused["labels"],
                                                               classes)
     chance = 1 / len(classes)
-    lines = [f"results on {cfg['dataset']} split {cfg['split']} test "
+    lines = [f"results ({tvnet_tables.table_title(cfg)}) on {cfg['dataset']} split {cfg['split']} test "
              f"({results['temporal']['num_videos']} videos, {cfg['eval_segments']} stacks x "
-             f"{cfg['eval_crops']} crops{' x 2 flips' if cfg['eval_flips'] else ''}; chance "
-             f"{100 * chance:.1f}%):"]
+             f"{cfg['eval_crops']} crops{' x 2 flips' if cfg['eval_flips'] else ''} = "
+             f"{cfg['eval_segments'] * results['temporal']['num_views'] // results['temporal']['num_videos']} "
+             f"snippets per video, their logits averaged; chance {100 * chance:.1f}%):"]
     for name, label in (("spatial", "RGB stream"), ("temporal", f"TVNet-{cfg['iterations']} stream"),
                         ("two_stream", "two-stream 1:2")):
         r = results[name]
         lines.append(f"  {label:22s} top-1 {100 * r['top1']:5.1f}%  top-5 {100 * r['top5']:5.1f}%  "
                      f"mean class {100 * r['mean_class_accuracy']:5.1f}%")
-        paper = evaluation.paper_comparison(cfg["dataset"], cfg["split"], r,
-                                            "TVNet-50" if name == "temporal" else "Ours")
-        if paper and name != "spatial":
+        # Table 4 compares the two-stream result only (the temporal stream alone is Table 3's row)
+        paper = (evaluation.paper_comparison(cfg["dataset"], cfg["split"], r, "Ours")
+                 if name == "two_stream" else None)
+        if paper:
             lines.append("    " + paper)
     for line in lines:
         log(line)
@@ -327,12 +407,12 @@ def run(argv, dataset, description):
 
     # export: the two-stream model, TVNet without XLA (stock TF Serving), plus a "flow" signature
     plain = tvmodels.without_xla(tvmodels.two_stream(spatial, temporal))
-    tvnet_layer = plain.get_layer("temporal").get_layer("flow_stack").tvnet
+    flow_stack = plain.get_layer("temporal").get_layer("flow_stack")  # its --preprocess, then TVNet
     pair = tf.TensorSpec((None, None, None, 3), tf.uint8)  # any frame size: TVNet takes any
     signatures = {
         "serving_default": export.classifier_signature(plain),
         "flow": export.function_signature(
-            lambda f0, f1: tvnet_layer([tf.cast(f0, tf.float32), tf.cast(f1, tf.float32)]),
+            lambda f0, f1: flow_stack.pair_flow(tf.cast(f0, tf.float32), tf.cast(f1, tf.float32)),
             {"frame0": pair, "frame1": pair}, "flow"),
     }
     base_dir, name = os.path.split(os.path.normpath(args.export))

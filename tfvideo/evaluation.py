@@ -17,8 +17,16 @@ Layouts
     arrays are indexed by class; ``confusion[true, predicted]`` counts videos.
 
 Choices
-  * Per-video scores average what the model outputs (``softmax=False``: logits when the model ends
-    in logits, as TSN averages raw class scores); ``softmax=True`` averages per-view probabilities.
+  * Per-video scores average what the model outputs (``softmax=False``, the default: logits when the
+    model ends in logits); ``softmax=True`` averages per-view probabilities instead. The TVNet recipes
+    use the default, as TSN does (its ``default_aggregation_func`` averages the pre-softmax scores of
+    all snippets and crops, then fuses streams on those averages): the TVNet paper (Sec. 5.2) feeds
+    "all the sampled snippets (250 in total)" -- 25 stacks x (centre + 4 corners) x 2 flips -- "and
+    their outputs are averaged for prediction". A TVNet stream's view is one crop/flip of all 25 stacks
+    and already outputs the mean of their logits (``SegmentConsensus``), so the mean over a video's
+    10 views is exactly the mean over its 250 snippet logits (every view has the same 25 stacks).
+    (The mean of logits is, up to normalisation, the log of the geometric mean of the snippets'
+    distributions: it can rank classes differently from the mean of their softmax scores.)
   * Ties: the prediction is the lowest class index among the maxima (``np.argmax``), and in top-k
     a tied class with a lower index ranks first, so top-1 always equals accuracy of the argmax.
   * Two-stream fusion is a weighted *mean* of per-video scores (the TVNet paper, Sec. 5.2,

@@ -189,7 +189,9 @@ def test_hmdb_recipe_with_data_dir_reads_hmdb51_and_names_the_paper(tmp_path, ca
     printed = capsys.readouterr().out
     assert "data: HMDB51 split 1" in printed and "NOT HMDB51" not in printed
     assert "skipped 2" in printed  # the fake tree's corrupt and empty videos
-    assert "paper TVNet-50 57.5% (Table 3)" in printed  # the paper's figure, named, on real data
+    # the paper's figure of the table the run reproduces (Table 4, two-stream), named, on real data
+    assert "reproducing Table 4" in printed and "two-stream 71.0% (Table 4" in printed
+    assert "(Table 3)" not in printed
     assert out["config"]["dataset"] == "hmdb51" and out["results"]["temporal"]["num_videos"] == 2
 
 

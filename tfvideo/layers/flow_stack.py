@@ -12,10 +12,14 @@ import keras
 import tensorflow as tf
 
 from tfvideo.layers.tvnet import TVNet
+from tfvideo.ops.image import tvnet_official_preprocess
 
-__all__ = ["DEFAULT_TVNET", "FlowStack", "FlowImages"]
+__all__ = ["DEFAULT_TVNET", "FlowStack", "FlowImages", "PREPROCESSING"]
 
 DEFAULT_TVNET = {"scales": 1, "warps": 1, "iterations": 50}  # "TVNet-50"
+#: FlowStack ``preprocess`` values: ``"none"`` (frames go to TVNet as they are) or ``"official"`` (the
+#: authors' code: :func:`tfvideo.ops.image.tvnet_official_preprocess` on every pair)
+PREPROCESSING = ("none", "official")
 
 
 @keras.saving.register_keras_serializable(package="tfvideo")
@@ -27,10 +31,18 @@ class FlowStack(keras.layers.Layer):
     sub-layer is named ``tvnet`` (the key for learning-rate multipliers); ``tvnet`` holds its
     constructor arguments (default :data:`DEFAULT_TVNET`, TVNet-50). ``K`` must be known when the
     layer is built; batch, segments, ``H`` and ``W`` may be unknown (``None``).
+
+    ``preprocess="official"`` applies the TVNet authors' frame preprocessing to every pair before
+    TVNet (grey, joint min/max normalisation of the pair to [0, 255], 5x5 Gaussian:
+    :func:`tfvideo.ops.image.tvnet_official_preprocess`); ``"none"`` (default) gives TVNet the frames
+    as they are (TVNet converts them to grey), as before this option existed.
     """
 
-    def __init__(self, tvnet=None, **kwargs):
+    def __init__(self, tvnet=None, preprocess="none", **kwargs):
         super().__init__(**kwargs)
+        if preprocess not in PREPROCESSING:
+            raise ValueError(f"preprocess must be one of {PREPROCESSING}; got {preprocess!r}")
+        self.preprocess = preprocess
         self.tvnet_config = dict(DEFAULT_TVNET if tvnet is None else tvnet)
         self.tvnet = TVNet(**self.tvnet_config, name="tvnet")
         # `trainable=False` given to the constructor (as from_config does) must reach the sub-layer:
@@ -44,7 +56,14 @@ class FlowStack(keras.layers.Layer):
             raise ValueError("FlowStack expects frames (batch, segments, frames_per_stack >= 2, H, W, "
                              f"1 or 3); got {input_shape}")
         h, w, c = input_shape[3:]
+        c = 1 if self.preprocess == "official" else c
         self.tvnet.build([(None, h, w, c), (None, h, w, c)])
+
+    def pair_flow(self, frame0, frame1):
+        """TVNet flow of ``(N, H, W, C)`` frame pairs, after this layer's ``preprocess``."""
+        if self.preprocess == "official":
+            frame0, frame1 = tvnet_official_preprocess(frame0, frame1)
+        return self.tvnet([tf.cast(frame0, tf.float32), tf.cast(frame1, tf.float32)])
 
     def call(self, frames):
         frames = tf.cast(frames, tf.float32)
@@ -54,7 +73,7 @@ class FlowStack(keras.layers.Layer):
         stacks = tf.reshape(frames, [-1, k, h, w, c])
         frame0 = tf.reshape(stacks[:, :-1], [-1, h, w, c])
         frame1 = tf.reshape(stacks[:, 1:], [-1, h, w, c])
-        flows = self.tvnet([frame0, frame1])  # (B*S*(K-1), H, W, 2)
+        flows = self.pair_flow(frame0, frame1)  # (B*S*(K-1), H, W, 2)
         flows = tf.reshape(flows, [-1, k - 1, h, w, 2])
         flows = tf.transpose(flows, [0, 2, 3, 1, 4])  # (B*S, H, W, K-1, 2): u, v interleaved
         return tf.reshape(flows, [b, s, h, w, 2 * (k - 1)])
@@ -63,7 +82,7 @@ class FlowStack(keras.layers.Layer):
         return (*input_shape[:2], *input_shape[3:5], 2 * (input_shape[2] - 1))
 
     def get_config(self):
-        return {**super().get_config(), "tvnet": self.tvnet_config}
+        return {**super().get_config(), "tvnet": self.tvnet_config, "preprocess": self.preprocess}
 
 
 @keras.saving.register_keras_serializable(package="tfvideo")

@@ -13,10 +13,32 @@ Seed 002 (Fan et al., "End-to-End Learning of Motion Representation for Video Un
   10-channel flow network by TSN's *cross-modality initialisation* (Wang et al. 2016, Sec. 3.2;
   TVNet Sec. 5.2): the first convolution's RGB kernels are averaged over the 3 input channels and the
   average replicated over the 10 flow channels (:func:`cross_modality_weights`).
-* **Flow input scale** (our choice, documented): the flows reach the CNN multiplied by
-  ``128 / 20 = 6.4``, the factor by which TSN maps +-20 px flow to the [0, 255] images its flow
-  networks are trained on (minus the mean 128), so ImageNet-initialised first layers see the value
-  range TSN's do. Flows are not clipped (clipping would stop the gradient into TVNet).
+* **Flow input scale per backbone** (our choice, documented): TSN stores +-20 px of flow as [0, 255]
+  images and its Caffe networks take them minus 128, i.e. +-20 px -> +-128, the range its RGB input
+  has. We keep that rule -- *a +-20 px flow reaches the first convolution with the extremes RGB 0 / 255
+  have for that backbone* -- so a cross-modality initialised first layer sees flow at the scale of the
+  images its ImageNet weights were trained on (:func:`flow_scale`, :data:`FLOW_SCALES`):
+
+  ==============  =======================================  ===========================  ===========
+  backbone        RGB preprocessing (spatial stream)       RGB 0 .. 255 reaches conv1   flow scale
+  ==============  =======================================  ===========================  ===========
+  small           ``"tf"``: ``x / 127.5 - 1``              -1 .. 1                      1 / 20
+  inception_v3    ``"tf"`` (keras ``preprocess_input``)    -1 .. 1                      1 / 20
+  mobilenet_v2    ``"tf"`` (keras ``preprocess_input``)    -1 .. 1                      1 / 20
+  resnet50        ``"caffe"``: BGR minus the ImageNet      -123.7 .. 151.1 (span 255)   128 / 20
+                  mean (keras ``preprocess_input``)
+  ==============  =======================================  ===========================  ===========
+
+  (Before this table every backbone got ``128 / 20`` (:data:`FLOW_SCALE`, kept for the Caffe-range
+  case), which fed the [-1, 1] backbones flows 128 times larger than their RGB.) Flows are not
+  clipped (clipping would stop the gradient into TVNet).
+* **Frame preprocessing** (``preprocess``): ``"none"`` (default: TVNet gets the frames as they are,
+  its own grey conversion) or ``"official"``: the authors' code's grey / joint [0, 255] normalisation
+  of each pair / 5x5 Gaussian before TVNet (:func:`tfvideo.ops.image.tvnet_official_preprocess`,
+  applied by :class:`FlowStack`). The paper does not describe it (Sec. 4-5); the default stays
+  ``"none"`` so that TVNet-layer flows, exports and earlier models are unchanged and TVNet-50 at
+  initialisation is exactly the TV-L1 of Sec. 3 on the frames; choose ``"official"`` to follow the
+  authors' code.
 * **TSN consensus** (Sec. 5.2, "temporal pooling of 3 sampled segments"): the CNN scores every
   segment and the logits are averaged over segments; the number of segments is free (3 in training,
   25 stacks at test), so inputs are ``(batch, segments, 6, H, W, 3)`` uint8.
@@ -52,17 +74,34 @@ from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment,
 
 # The layers live in tfvideo.layers (flow_stack, segments) and are re-exported here, so names like
 # ``tfvideo.models.tvnet.FlowStack`` keep working.
-__all__ = ["BACKBONES", "FlowStack", "PerSegment", "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess",
+__all__ = ["BACKBONES", "FLOW_SCALES", "RGB_PREPROCESSING", "flow_scale", "FlowStack", "PerSegment", "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess",
            "backbone",
            "cross_modality_weights", "temporal_stream", "spatial_stream", "two_stream",
-           "DEFAULT_TVNET", "FLOW_SCALE", "without_xla"]
+           "DEFAULT_TVNET", "FLOW_SCALE", "ImageNetWeightsUnavailable", "without_xla"]
 
 BACKBONES = ("small", "inception_v3", "resnet50", "mobilenet_v2")
-FLOW_SCALE = 128.0 / 20.0  # TSN: +-20 px -> +-128 grey levels around 128
+FLOW_SCALE = 128.0 / 20.0  # TSN: +-20 px -> +-128 grey levels around 128 (Caffe-range backbones)
+#: how each backbone's RGB input is scaled (:class:`RGBPreprocess` modes, keras ``preprocess_input``)
+RGB_PREPROCESSING = {"small": "tf", "inception_v3": "tf", "mobilenet_v2": "tf", "resnet50": "caffe"}
+#: flow multiplier per backbone: +-20 px reaches conv1 with the extremes of RGB 0 / 255 (module doc)
+FLOW_SCALES = {name: (FLOW_SCALE if mode == "caffe" else 1.0 / 20.0)
+               for name, mode in RGB_PREPROCESSING.items()}
 _APPS = {"inception_v3": "InceptionV3", "resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2"}
 
 
 # ---------------------------------------------------------------------------------- backbones ----
+def flow_scale(backbone_name):
+    """The factor flows (pixels) are multiplied by before ``backbone_name``'s first convolution:
+    ``1 / 20`` for the [-1, 1] backbones, ``128 / 20`` for ``resnet50`` (Caffe range); see the table in
+    the module docstring."""
+    if backbone_name not in FLOW_SCALES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone_name!r}")
+    return FLOW_SCALES[backbone_name]
+
+
+_backbone_flow_scale = flow_scale  # temporal_stream's `flow_scale` argument shadows the name
+
+
 def _small_cnn(input_shape, name):
     """Four stride-2 3x3 conv / BN / ReLU blocks (32, 64, 128, 256) and global average pooling."""
     x = inputs = keras.Input(input_shape)
@@ -131,7 +170,13 @@ def backbone(name, input_shape, *, weights=None, model_name=None):
         raise ValueError(f"weights must be None, 'imagenet' or an existing weights file; got "
                          f"{weights!r}")
     if weights == "imagenet":
-        rgb = _application(name, (h, w, 3), "imagenet", f"{model_name}_rgb")
+        try:
+            rgb = _application(name, (h, w, 3), "imagenet", f"{model_name}_rgb")
+        except Exception as err:  # keras' get_file raises a bare Exception on a failed fetch
+            raise ImageNetWeightsUnavailable(
+                f"weights='imagenet': Keras could not download the ImageNet weights of {name} "
+                f"({type(err).__name__}: {err}); pass the path of a saved .weights.h5 file of "
+                f"keras.applications.{_APPS[name]}(include_top=False) instead, or weights=None") from err
     else:
         rgb = _application(name, (h, w, 3), None, f"{model_name}_rgb")
         rgb.load_weights(str(weights))
@@ -140,6 +185,10 @@ def backbone(name, input_shape, *, weights=None, model_name=None):
         target.set_weights(rgb.get_weights())
         return target
     return cross_modality_weights(rgb, _application(name, input_shape, None, model_name))
+
+
+class ImageNetWeightsUnavailable(RuntimeError):
+    """``weights="imagenet"`` could not be loaded (no network, or a failed download)."""
 
 
 def _head(features, num_classes, dropout, name):
@@ -160,7 +209,7 @@ def _check(num_classes, size, frames_per_stack):
 # ------------------------------------------------------------------------------------- models ----
 def temporal_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbone_name="small",
                     weights=None, tvnet=None, flow_loss_weight=0.1, train_tvnet=True,
-                    dropout=0.7, name="temporal"):
+                    dropout=0.7, flow_scale=None, preprocess="none", name="temporal"):
     """TVNet + CNN on stacks of frames: ``frames`` uint8 ``(B, S, K, H, W, 3)`` -> logits ``(B, C)``.
 
     Args:
@@ -173,16 +222,23 @@ def temporal_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbon
       flow_loss_weight: lambda of Eq. 13 (0.1; 0 = "no flow loss").
       train_tvnet: False freezes TVNet (exact TV-L1: "no training").
       dropout: before the classifier (TSN uses 0.7 for the flow network).
+      flow_scale: the flow multiplier before the CNN; ``None``: :func:`flow_scale` of the backbone
+        (+-20 px -> the backbone's RGB input range).
+      preprocess: ``"none"`` or ``"official"`` (the authors' frame preprocessing before TVNet; see
+        :class:`FlowStack` and the module docstring).
     """
     _check(num_classes, size, frames_per_stack)
+    scale = _backbone_flow_scale(backbone_name) if flow_scale is None else flow_scale
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"flow_scale must be a number > 0 or None; got {flow_scale!r}")
     config = dict(DEFAULT_TVNET if tvnet is None else tvnet)
     config["flow_loss_weight"] = float(flow_loss_weight)
     h, w = size
     frames = keras.Input((None, frames_per_stack, h, w, 3), dtype="uint8", name="frames")
-    stack = FlowStack(config, name="flow_stack")
+    stack = FlowStack(config, preprocess=preprocess, name="flow_stack")
     stack.trainable = bool(train_tvnet)
     flows = stack(frames)
-    x = keras.layers.Rescaling(FLOW_SCALE, name="flow_scale")(flows)
+    x = keras.layers.Rescaling(float(scale), name="flow_scale")(flows)
     net = backbone(backbone_name, (h, w, 2 * (frames_per_stack - 1)), weights=weights,
                    model_name=f"{name}_{backbone_name}")
     features = PerSegment(net, name=f"{name}_cnn")(x)
@@ -198,7 +254,9 @@ def spatial_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbone
     h, w = size
     frames = keras.Input((None, frames_per_stack, h, w, 3), dtype="uint8", name="frames")
     x = TakeFrame(frames_per_stack // 2, name="middle_frame")(frames)
-    x = RGBPreprocess("caffe" if backbone_name == "resnet50" else "tf", name="preprocess")(x)
+    if backbone_name not in RGB_PREPROCESSING:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone_name!r}")
+    x = RGBPreprocess(RGB_PREPROCESSING[backbone_name], name="preprocess")(x)
     net = backbone(backbone_name, (h, w, 3), weights=weights, model_name=f"{name}_{backbone_name}")
     features = PerSegment(net, name=f"{name}_cnn")(x)
     logits = _head(features, num_classes, dropout, name)
