@@ -32,14 +32,28 @@ import numpy as np
 
 from tfvideo.files import atomic_write_json
 
+#: the cpu profile's flow bound (px mapped to the RGB extremes): motions of the built-in set at 48-px crops are
+#: ~1 px, so TSN's 20 px would feed the CNN flows of a few hundredths, where the first BatchNorm's epsilon
+#: (1e-3) swamps their variance. Measured 2026-12-06 (`python -m recipes.tvnet_hmdb --flow-bound B`, TVNet
+#: stream top-1 on the built-in set): B = 20: 64.6%, 4: 94.8%, 0.5: 99.0%
+FLOW_BOUND_CPU = 0.5
 PROFILES = {
     "paper": dict(size=224, batch_size=128, lr=0.005, backbone="inception_v3", iterations=50,
                   train_tvnet=True, segments=3, eval_segments=25, eval_crops=5, eval_flips=True,
-                  short_side=256, steps_per_epoch=100, weights="imagenet"),
+                  short_side=256, steps_per_epoch=100, weights="imagenet", flow_bound=20.0),
     "cpu": dict(size=48, batch_size=16, lr=0.02, backbone="small", iterations=50,
                 train_tvnet=True, segments=3, eval_segments=5, eval_crops=1, eval_flips=False,
-                short_side=None, steps=126, steps_per_epoch=14, weights=None),
+                short_side=None, steps=126, steps_per_epoch=14, weights=None, flow_bound=FLOW_BOUND_CPU),
 }
+def flow_input_scale(cfg):
+    """The flow multiplier before the CNN: ``+-flow_bound`` px reaches the first convolution with the extremes
+    RGB 0 / 255 have for the backbone (:func:`tfvideo.models.tvnet.flow_scale` is this rule for TSN's bound,
+    20 px at 224-px crops)."""
+    from tfvideo.models.tvnet import flow_scale
+
+    return flow_scale(cfg["backbone"]) * 20.0 / cfg["flow_bound"]
+
+
 SCHEDULES = {"hmdb51": (7000, (4000, 6000)), "ucf101": (18000, (10000, 16000))}
 
 
@@ -69,6 +83,8 @@ def build_parser(dataset, description):
     p.add_argument("--weights", help="CNN initialisation: 'imagenet' (Keras downloads the weights; the "
                    "paper profile's default), 'none' (random; the cpu profile's), or a .weights.h5 file of the "
                    "backbone with 3 input channels -- cross-modality initialised for the flow network")
+    p.add_argument("--flow-bound", type=cli.float_type(), help="flow (px) mapped to the backbone's RGB "
+                   "input extremes before the CNN (paper profile: TSN's 20; cpu profile: see recipes/README.md)")
     p.add_argument("--preprocess", choices=("none", "official"), default="none",
                    help="frames before TVNet: 'official' = the authors' code (grey, each pair normalised to "
                         "[0, 255] jointly, 5x5 Gaussian); 'none' = as they are")
@@ -210,7 +226,7 @@ def resolve(args, dataset):
     total, boundaries = SCHEDULES[dataset]
     cfg.setdefault("steps", total)
     for key in ("steps", "steps_per_epoch", "batch_size", "lr", "size", "backbone", "iterations",
-                "segments", "eval_segments", "eval_crops", "eval_flips"):
+                "segments", "eval_segments", "eval_crops", "eval_flips", "flow_bound"):
         value = getattr(args, key)
         if value is not None:
             cfg[key] = value
@@ -347,7 +363,7 @@ def run_parsed(parser, args, dataset):
         temporal = tvmodels.temporal_stream(
             len(classes), size=size, backbone_name=cfg["backbone"], weights=cfg["weights"],
             tvnet=tv, flow_loss_weight=cfg["flow_loss_weight"], train_tvnet=cfg["train_tvnet"],
-            preprocess=cfg["preprocess"])
+            preprocess=cfg["preprocess"], flow_scale=flow_input_scale(cfg))
         spatial = tvmodels.spatial_stream(len(classes), size=size, backbone_name=cfg["backbone"],
                                           weights=cfg["weights"])
         # XLA has no CPU collectives: multi-worker steps run as graphs (TVNet's iterations keep XLA)

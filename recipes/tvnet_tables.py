@@ -292,7 +292,7 @@ def flow_segment_dataset(data, split=None, *, training, size, batch_size, num_se
 
 
 def precomputed_stream(num_classes, *, size=(112, 112), flows_per_stack=5, backbone_name="small",
-                       weights=None, dropout=0.7, name="temporal"):
+                       weights=None, dropout=0.7, flow_scale=None, name="temporal"):
     """The temporal stream of :func:`tfvideo.models.tvnet.temporal_stream` on stored flows: ``flows``
     float32 ``(B, S, F, H, W, 2)`` in pixels -> interleaved ``(u_1, v_1, ..., u_F, v_F)`` channels (as
     ``FlowStack`` does) x ``flow_scale(backbone_name)`` (the TVNet streams' factor) -> the same backbone,
@@ -306,7 +306,8 @@ def precomputed_stream(num_classes, *, size=(112, 112), flows_per_stack=5, backb
     x = keras.layers.Permute((1, 3, 4, 2, 5), name="flows_last")(flows)
     x = keras.layers.Reshape((-1, h, w, 2 * flows_per_stack), name="flow_stack")(x)
     # the TVNet streams' scale for this backbone (+-20 px -> the backbone's RGB input range)
-    x = keras.layers.Rescaling(tvmodels.flow_scale(backbone_name), name="flow_scale")(x)
+    scale = tvmodels.flow_scale(backbone_name) if flow_scale is None else float(flow_scale)
+    x = keras.layers.Rescaling(scale, name="flow_scale")(x)
     net = tvmodels.backbone(backbone_name, (h, w, 2 * flows_per_stack), weights=weights,
                             model_name=f"{name}_{backbone_name}")
     features = tvmodels.PerSegment(net, name=f"{name}_cnn")(x)
@@ -489,10 +490,11 @@ def run_table3(parser, args, cfg, dataset):
                 model = tvmodels.temporal_stream(
                     len(classes), size=size, backbone_name=cfg["backbone"], weights=cfg["weights"],
                     tvnet={**stream.tvnet, "xla_iterations": True}, flow_loss_weight=stream.flow_loss_weight,
-                    train_tvnet=stream.train_tvnet, preprocess=cfg.get("preprocess", "none"))
+                    train_tvnet=stream.train_tvnet, preprocess=cfg.get("preprocess", "none"),
+                    flow_scale=tvnet_common.flow_input_scale(cfg))
             else:
                 model = precomputed_stream(len(classes), size=size, backbone_name=cfg["backbone"],
-                                           weights=cfg["weights"])
+                                           weights=cfg["weights"], flow_scale=tvnet_common.flow_input_scale(cfg))
             tvnet_common.compile_model(model, {**cfg, "train_tvnet": stream.train_tvnet},
                                        tvnet=stream.kind == "tvnet", jit_compile=jit)
         log(f"[{stream.key}] training: {stream.label}")
