@@ -45,6 +45,8 @@ PROFILES = {
                 train_tvnet=True, segments=3, eval_segments=5, eval_crops=1, eval_flips=False,
                 short_side=None, steps=126, steps_per_epoch=14, weights=None, flow_bound=FLOW_BOUND_CPU),
 }
+
+
 def flow_input_scale(cfg):
     """The flow multiplier before the CNN: ``+-flow_bound`` px reaches the first convolution with the extremes
     RGB 0 / 255 have for the backbone (:func:`tfvideo.models.tvnet.flow_scale` is this rule for TSN's bound,
