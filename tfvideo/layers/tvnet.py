@@ -491,7 +491,8 @@ class TVNet(keras.layers.Layer):
         u = tf.tile(u, [batch, 1, 1, 1])
         # inside an XLA-compiled function the levels are traced inline: a nested shape-polymorphic function there
         # made XLA recompile the whole step at every call (measured: 8 s instead of 1.5 s per training step)
-        solve = self._single_scale if in_xla_context() else self._scale_solver()
+        # (and eagerly the levels run op by op, as before: no graph to trace for a one-off call)
+        solve = self._single_scale if tf.executing_eagerly() or in_xla_context() else self._scale_solver()
         for s in range(self.scales - 1, -1, -1):
             u = solve(pyr0[s], pyr1[s], u, fwd[s], div[s])
             if s > 0:
