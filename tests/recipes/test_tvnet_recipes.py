@@ -13,6 +13,7 @@ TINY = ["--videos-per-class", "2", "--steps", "2", "--steps-per-epoch", "1", "--
         "--iterations", "3", "--eval-segments", "2", "--quiet"]
 
 
+@pytest.mark.slow  # the whole recipe end to end: 20 s (the default suite must stay under 10 min)
 def test_hmdb_recipe_on_tiny_builtin_data_exports_what_it_trained(tmp_path, capsys):
     out = tvnet_hmdb.main(TINY + ["--data-out", str(tmp_path / "data"), "--run-dir",
                                   str(tmp_path / "run"), "--export",
@@ -177,6 +178,7 @@ def test_middlebury_recipe_reads_a_middlebury_tree(tmp_path):
     assert out["opencv_tvl1"]["held_out"] < 0.5
 
 
+@pytest.mark.slow  # end to end on a fake HMDB51 tree: 26 s (the default suite must stay under 10 min)
 def test_hmdb_recipe_with_data_dir_reads_hmdb51_and_names_the_paper(tmp_path, capsys):
     from tests.data.fakes import hmdb51_tree
 
