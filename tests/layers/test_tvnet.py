@@ -288,6 +288,19 @@ def test_gradient_matches_finite_differences(photo_rgb, xla):
         assert min(errors) < 0.03, (w.name, analytic, errors)
 
 
+def test_max_scales_keeps_the_coarsest_level_at_min_size():
+    """With exact halving, level k has side floor(n / 2^k) >= 16 iff n >= 16 * 2^k: 1 + floor(log2(n / 16))."""
+    from tfvideo.layers.tvnet import max_scales, pyramid_sizes
+
+    for h, w in [(16, 16), (31, 200), (32, 33), (96, 128), (127, 500), (240, 320), (388, 584), (1024, 64)]:
+        expected = 1 + int(np.floor(np.log2(min(h, w) / 16)))
+        assert max_scales(h, w) == expected, (h, w)
+        assert min(pyramid_sizes(h, w, expected, 0.5)[-1]) >= 16
+    assert max_scales(8, 8) == 1 and max_scales(96, 128, min_size=8) == 4
+    with pytest.raises(ValueError, match="min_size"):
+        max_scales(96, 128, min_size=0)
+
+
 def test_pyramid_step_matches_opencv_blur_and_resize(photo_grey):
     """One pyramid step = Gaussian blur (edge replicated) + bilinear sampling, as OpenCV computes it."""
     layer = TVNet(scales=2, zfactor=0.5)

@@ -52,6 +52,15 @@ runs coarse to fine; the flow of a coarser level is upsampled bilinearly and its
 the size ratio of the two levels, which is ``1/zfactor`` (the paper's "divided by zfactor") whenever
 the sizes divide exactly, and the exact ratio otherwise (e.g. 125 -> 62 pixels).
 
+The layer always builds ``scales`` levels, down to 2 pixels, as the paper's ``N_scales`` says. A coarsest
+level of a few pixels has almost no texture, and there TV-L1's data term explains a brightness change between
+the frames as motion, which every finer level then doubles (its warps cannot undo the shift of a textureless
+image). Measured on a built-in ``motion`` pair at 96 x 128 whose second frame is 1.5% brighter (grey 132 vs
+134): 5-5-50's 6 x 8 level finds a uniform 1 px motion where the true one is 0.01 px, 28 px at full size
+(EPE 21.8 px), while 4 scales (coarsest 12 x 16) give EPE 0.09 px. Keep the coarsest level at about 16
+pixels or more (:func:`max_scales`; OpenCV's ``DualTVL1`` stops its pyramid at 16 px, IPOL's TV-L1 caps the
+scales at ``hypot(H, W) / 16``, the authors' code at ``hypot(H, W) / 4``).
+
 Graph size
 ----------
 Warps and iterations run in two nested ``tf.while_loop``s that index the stacked per-(warp, iteration)
@@ -80,7 +89,7 @@ from tfvideo.ops.image import to_grey
 from tfvideo.ops.warp import backward_warp
 from tfvideo.ops.xla import in_xla_context
 
-__all__ = ["TVNet", "pyramid_sizes"]
+__all__ = ["TVNet", "max_scales", "pyramid_sizes"]
 
 
 def _level_extent(n, level: int, zfactor: float):
@@ -94,6 +103,21 @@ def _level_extent(n, level: int, zfactor: float):
 def pyramid_sizes(height: int, width: int, scales: int, zfactor: float) -> list[tuple[int, int]]:
     """Static pyramid sizes, finest first (the rule documented in the module docstring)."""
     return [(_level_extent(height, s, zfactor), _level_extent(width, s, zfactor)) for s in range(scales)]
+
+
+def max_scales(height: int, width: int, min_size: int = 16, zfactor: float = 0.5) -> int:
+    """The most pyramid levels whose coarsest level keeps ``min_size`` pixels on its smaller side (at least 1):
+    the largest ``scales`` worth using at ``height x width`` (module docstring, *Pyramid*).
+
+    >>> max_scales(96, 128), max_scales(240, 320), max_scales(16, 16)
+    (3, 4, 1)
+    """
+    for arg, v in (("height", height), ("width", width), ("min_size", min_size)):
+        _check_positive_int(v, arg)
+    scales = 1
+    while min(pyramid_sizes(height, width, scales + 1, zfactor)[-1]) >= min_size:
+        scales += 1
+    return scales
 
 
 def _gaussian_taps(zfactor: float) -> np.ndarray:
