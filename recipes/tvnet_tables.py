@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 import time
@@ -483,6 +484,14 @@ def run_table3(parser, args, cfg, dataset):
     jit = training.num_workers(strategy) == 1
     rows, results = [], {}
     for stream in streams:
+        row_file = run_dir.eval / stream.key / "row.json"
+        if args.resume and chief and row_file.is_file():  # finished and evaluated before the interruption
+            with open(row_file) as f:
+                results[stream.key] = json.load(f)
+            rows.append(results[stream.key])
+            log(f"[{stream.key}] finished already: top-1 {100 * results[stream.key]['top1']:.1f}% read back "
+                f"from {row_file}")
+            continue
         keras.utils.set_random_seed(cfg["seed"])  # the same initial CNN and data order for every row
         train_ds, test_ds = _datasets_for(stream, cfg, plain, flows, 1 if args.dry_run else None)
         with strategy.scope():
@@ -513,6 +522,7 @@ def run_table3(parser, args, cfg, dataset):
                                "label": stream.label, "paper_row": stream.paper_row,
                                "train_minutes": round(train_min, 2)}
         rows.append(results[stream.key])
+        atomic_write_json(row_file, results[stream.key])  # --resume skips this stream from now on
         log(f"[{stream.key}] top-1 {100 * r['top1']:.1f}% ({train_min:.1f} min of training)")
         line = evaluation.paper_comparison(cfg["dataset"], cfg["split"], r, stream.paper_row)
         if line:

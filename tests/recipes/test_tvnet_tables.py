@@ -206,3 +206,52 @@ def test_table3_on_tiny_builtin_data(tmp_path, capsys):
         check_reusable("motion", tmp_path / "data-flow-dis", str(tmp_path / "data" / "videos"),
                        motion_options={"videos_per_class": 2},
                        item_transform=tvnet_tables.StoredFlow("tvl1"))
+
+
+TINY3 = ["--table", "3", "--videos-per-class", "2", "--steps", "2", "--steps-per-epoch", "1", "--size", "24",
+         "--iterations", "3", "--eval-segments", "2", "--quiet"]
+
+
+@pytest.mark.slow
+def test_table3_resume_reads_back_finished_streams_and_retrains_none(tmp_path, capsys):
+    """``--table 3 --resume`` after an interruption between two streams: the finished stream's row is read
+    back, the other one's training (finished, its backup at the last step) is not repeated and its
+    evaluation gives the same figures."""
+    args = TINY3 + ["--streams", "no-training,precomputed-dis", "--data-out", str(tmp_path / "data"),
+                    "--run-dir", str(tmp_path / "run")]
+    first = tvnet_hmdb.main(args)
+    run = tmp_path / "run"
+    (run / "eval" / "summary.json").unlink()                     # as if killed after the last training ...
+    (run / "eval" / "precomputed-dis" / "row.json").unlink()     # ... before its evaluation finished
+    capsys.readouterr()
+    second = tvnet_hmdb.main(args + ["--resume"])
+    printed = capsys.readouterr().out
+    assert "[no-training] finished already" in printed and "[precomputed-dis] finished already" not in printed
+    for key in ("no-training", "precomputed-dis"):
+        assert second["results"][key]["top1"] == first["results"][key]["top1"], key
+        steps = [json.loads(l)["step"] for l in open(run / key / "metrics.jsonl") if json.loads(l)["kind"] == "epoch"]
+        assert steps == [1, 2], (key, steps)                     # no step trained twice
+    assert json.load(open(run / "eval" / "summary.json"))["results"].keys() == {"no-training", "precomputed-dis"}
+
+
+@pytest.mark.slow
+def test_table3_with_split_all_reports_the_mean_of_three_splits_and_resumes(tmp_path, capsys):
+    args = TINY3 + ["--streams", "no-training", "--split", "all", "--data-out", str(tmp_path / "data"),
+                    "--run-dir", str(tmp_path / "run")]
+    out = tvnet_hmdb.main(args)
+    printed = capsys.readouterr().out
+    per_split = [json.load(open(tmp_path / "run" / f"split{k}" / "eval" / "summary.json")) for k in (1, 2, 3)]
+    assert all(s["table"] == "Table 3" for s in per_split)
+    top1 = [s["results"]["no-training"]["top1"] for s in per_split]
+    summary = json.load(open(tmp_path / "run" / "summary.json"))
+    entry = summary["results"]["no-training"]
+    assert entry["mean"]["top1"] == pytest.approx(np.mean(top1))
+    assert [entry["splits"][str(k)]["top1"] for k in (1, 2, 3)] == top1
+    assert out["results"]["no-training"]["mean"]["top1"] == pytest.approx(entry["mean"]["top1"])
+    assert entry["paper_row"] == tvnet_tables.parse_streams("no-training")[0].paper_row
+    assert "split 1  split 2  split 3     mean" in printed
+    capsys.readouterr()
+    again = tvnet_hmdb.main(args + ["--resume"])
+    printed = capsys.readouterr().out
+    assert printed.count("finished already") == 3
+    assert again["results"]["no-training"]["mean"]["top1"] == pytest.approx(np.mean(top1))
