@@ -83,6 +83,7 @@ _NATIVE_ERROR_NOISE = re.compile(rb"^E\d{4} [\d:.]+\s+\d+ [^ ]+:\d+\] .*(cuInit|
                                  rb"|oneDNN supports DT_HALF only)")
 _NOISE = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
           b"To enable the following instructions:")
+_PIECES = re.compile(rb"(\r|\n)")  # split keeping the ends: text, end, text, end, ..., unfinished text
 _installed = False
 
 
@@ -98,7 +99,8 @@ def quiet_native_logs(verbose: bool = False) -> None:
     How: ``TF_CPP_MIN_LOG_LEVEL=2`` for TensorFlow's own logging, and, since the absl logging of
     recent TensorFlow ignores that variable, file descriptor 2 is replaced by a pipe whose reader
     thread forwards every other line to the real stderr (line-buffered; Python tracebacks, warnings
-    and ``E`` lines other than cuInit pass through). Does nothing with ``verbose=True``, when called a
+    and ``E`` lines other than cuInit pass through; a progress bar's carriage-return redraws pass at
+    once). Does nothing with ``verbose=True``, when called a
     second time, or when stderr is not a real file descriptor (e.g. under pytest's capture).
     """
     global _installed
@@ -122,10 +124,12 @@ def quiet_native_logs(verbose: bool = False) -> None:
                 if not chunk:
                     break
                 pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if not _is_noise(line):
-                        dst.write(line + b"\n")
+                # a line ends at "\n"; a progress bar redraws itself with "\r" and no newline until it closes:
+                # forward each "\r" piece at once, or the bars of long steps would stay hidden until their end
+                *pieces, pending = _PIECES.split(pending)
+                for text, end in zip(pieces[0::2], pieces[1::2]):
+                    if end == b"\r" or not _is_noise(text):
+                        dst.write(text + end)
             if pending and not _is_noise(pending):
                 dst.write(pending)
 
