@@ -297,8 +297,13 @@ def test_max_scales_keeps_the_coarsest_level_at_min_size():
         assert max_scales(h, w) == expected, (h, w)
         assert min(pyramid_sizes(h, w, expected, 0.5)[-1]) >= 16
     assert max_scales(8, 8) == 1 and max_scales(96, 128, min_size=8) == 4
+    # levels stop at 2 px: with min_size 1 or 2 the count ends where they stop shrinking (96 -> ... -> 3 -> 2)
+    assert max_scales(96, 96, min_size=1) == max_scales(96, 96, min_size=2) == 7
+    assert max_scales(96, 128, min_size=8, zfactor=0.8) > 4
     with pytest.raises(ValueError, match="min_size"):
         max_scales(96, 128, min_size=0)
+    with pytest.raises(ValueError, match="zfactor"):
+        max_scales(96, 128, zfactor=1.0)
 
 
 def test_pyramid_step_matches_opencv_blur_and_resize(photo_grey):

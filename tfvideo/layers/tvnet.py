@@ -114,10 +114,15 @@ def max_scales(height: int, width: int, min_size: int = 16, zfactor: float = 0.5
     """
     for arg, v in (("height", height), ("width", width), ("min_size", min_size)):
         _check_positive_int(v, arg)
+    if isinstance(zfactor, bool) or not isinstance(zfactor, numbers.Real) or not 0 < zfactor < 1:
+        raise ValueError(f"`zfactor` must be a number in (0, 1); got {zfactor!r}")
     scales = 1
-    while min(pyramid_sizes(height, width, scales + 1, zfactor)[-1]) >= min_size:
+    while True:
+        coarsest, next_level = pyramid_sizes(height, width, scales + 1, zfactor)[-2:]
+        # levels stop shrinking at 2 pixels (pyramid_sizes): a min_size <= 2 ends there, not in an endless loop
+        if min(next_level) < min_size or next_level == coarsest:
+            return scales
         scales += 1
-    return scales
 
 
 def _gaussian_taps(zfactor: float) -> np.ndarray:
