@@ -289,13 +289,15 @@ def test_gradient_matches_finite_differences(photo_rgb, xla):
 
 
 def test_max_scales_keeps_the_coarsest_level_at_min_size():
-    """With exact halving, level k has side floor(n / 2^k) >= 16 iff n >= 16 * 2^k: 1 + floor(log2(n / 16))."""
+    """With exact halving, level k has side floor(n / 2^k) >= m iff n >= m * 2^k: 1 + floor(log2(n / m))."""
     from tfvideo.layers.tvnet import max_scales, pyramid_sizes
 
-    for h, w in [(16, 16), (31, 200), (32, 33), (96, 128), (127, 500), (240, 320), (388, 584), (1024, 64)]:
-        expected = 1 + int(np.floor(np.log2(min(h, w) / 16)))
-        assert max_scales(h, w) == expected, (h, w)
-        assert min(pyramid_sizes(h, w, expected, 0.5)[-1]) >= 16
+    for m in (12, 16):
+        for h, w in [(16, 16), (31, 200), (32, 33), (96, 128), (127, 500), (240, 320), (388, 584), (1024, 64)]:
+            expected = 1 + int(np.floor(np.log2(min(h, w) / m)))
+            assert max_scales(h, w, min_size=m) == expected, (h, w, m)
+            assert min(pyramid_sizes(h, w, expected, 0.5)[-1]) >= m
+    assert max_scales(96, 128) == max_scales(96, 128, min_size=12) == 4   # the default: 12 x 16 measured fine
     assert max_scales(8, 8) == 1 and max_scales(96, 128, min_size=8) == 4
     # levels stop at 2 px: with min_size 1 or 2 the count ends where they stop shrinking (96 -> ... -> 3 -> 2)
     assert max_scales(96, 96, min_size=1) == max_scales(96, 96, min_size=2) == 7

@@ -57,7 +57,7 @@ level of a few pixels has almost no texture, and there TV-L1's data term explain
 the frames as motion, which every finer level then doubles (its warps cannot undo the shift of a textureless
 image). Measured on a built-in ``motion`` pair at 96 x 128 whose second frame is 1.5% brighter (grey 132 vs
 134): 5-5-50's 6 x 8 level finds a uniform 1 px motion where the true one is 0.01 px, 28 px at full size
-(EPE 21.8 px), while 4 scales (coarsest 12 x 16) give EPE 0.09 px. Keep the coarsest level at about 16
+(EPE 21.8 px), while 4 scales (coarsest 12 x 16) give EPE 0.09 px. Keep the coarsest level at about 12
 pixels or more (:func:`max_scales`; OpenCV's ``DualTVL1`` stops its pyramid at 16 px, IPOL's TV-L1 caps the
 scales at ``hypot(H, W) / 16``, the authors' code at ``hypot(H, W) / 4``).
 
@@ -105,12 +105,15 @@ def pyramid_sizes(height: int, width: int, scales: int, zfactor: float) -> list[
     return [(_level_extent(height, s, zfactor), _level_extent(width, s, zfactor)) for s in range(scales)]
 
 
-def max_scales(height: int, width: int, min_size: int = 16, zfactor: float = 0.5) -> int:
+def max_scales(height: int, width: int, min_size: int = 12, zfactor: float = 0.5) -> int:
     """The most pyramid levels whose coarsest level keeps ``min_size`` pixels on its smaller side (at least 1):
     the largest ``scales`` worth using at ``height x width`` (module docstring, *Pyramid*).
 
-    >>> max_scales(96, 128), max_scales(240, 320), max_scales(16, 16)
-    (3, 4, 1)
+    The default 12 is what we measured: coarsest levels of 12 x 16 and 15 x 20 px are fine, 6 x 8 failed
+    (module docstring; ``benchmarks/flow_large.py`` runs 5 scales at 240 x 320). ``min_size=16`` is OpenCV's rule.
+
+    >>> max_scales(96, 128), max_scales(240, 320), max_scales(96, 128, min_size=16)
+    (4, 5, 3)
     """
     for arg, v in (("height", height), ("width", width), ("min_size", min_size)):
         _check_positive_int(v, arg)
