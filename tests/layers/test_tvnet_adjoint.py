@@ -108,3 +108,30 @@ def test_training_step_with_the_adjoint_equals_autodiff():
         weights.append([w.numpy() for w in model.weights])
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_inference_of_a_trainable_layer_runs_the_plain_loop_and_stores_nothing(monkeypatch):
+    """``training=False`` (predict / evaluate): the same flow as in training mode, but through the plain loop (the
+    adjoint's state storage is never called), and autodiff still differentiates it w.r.t. the frames and
+    weights, equal to the adjoint's gradient."""
+    pair = [tf.constant(f) for f in _random_pair(size=(16, 20), batch=2, seed=6)]
+    layer = TVNet(1, 1, 5)
+    layer(pair)
+    calls = []
+    adjoint = layer._adjoint_iterate
+    monkeypatch.setattr(layer, "_adjoint_iterate", lambda *a: calls.append(1) or adjoint(*a))
+
+    def grads(training):
+        with tf.GradientTape() as tape:
+            tape.watch(pair)
+            flow = layer(pair, training=training)
+            value = tf.reduce_sum(flow * flow)
+        return flow.numpy(), [g.numpy() for g in tape.gradient(value, [*layer.trainable_weights, *pair])]
+
+    flow_eval, g_eval = grads(False)
+    assert calls == []
+    flow_train, g_train = grads(True)
+    assert calls == [1]
+    np.testing.assert_allclose(flow_eval, flow_train, atol=1e-5)
+    for a, b in zip(g_eval, g_train):
+        assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max() and np.abs(b).max() > 0

@@ -66,7 +66,7 @@ Graph size
 Warps and iterations run in two nested ``tf.while_loop``s that index the stacked per-(warp, iteration)
 kernels, so the traced graph does not grow with ``warps`` or ``iterations``. The solver of one pyramid level
 is one ``tf.function`` with unknown batch and spatial sizes (:meth:`TVNet._scale_solver`), traced once per
-layer (and per value of ``trainable``) and called at every level: a 5-scale TVNet traces one level, not five
+layer (once for the plain loop, once for the adjoint) and called at every level: a 5-scale TVNet traces one level, not five
 (first call of a frozen 5-5-50 TVNet at 125 x 185 in ``tf.function``: 3.7 -> 2.2 s of CPU time). Inside an
 XLA-compiled function (``jit_compile=True``) the levels are traced inline instead: there the nested function
 made XLA recompile the whole function at every call.
@@ -74,6 +74,7 @@ made XLA recompile the whole function at every call.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -226,7 +227,9 @@ class TVNet(keras.layers.Layer):
         the state of every iteration is stored, the backward loop recomputes one iteration at a time):
         a 2.5x faster training step than ``"autodiff"`` in graph mode, ~15% under XLA
         (``benchmarks/tvnet_train.py``); ``"autodiff"``: TF's while-loop gradient of the same loop, kept
-        for checking (both agree to 1e-5). A frozen layer runs the plain loop either way.
+        for checking (both agree to 1e-5). A frozen layer runs the plain loop either way, and so does a
+        trainable one called with ``training=False`` (``predict``, ``evaluate``): nothing is stored there, and
+        autodiff still gives gradients w.r.t. the frames.
       check_finite: check that both (float) frames are free of NaN and inf before anything is
         computed, and raise ``tf.errors.InvalidArgumentError`` naming the frame otherwise (see
         *Non-finite input*). Off by default: it adds a pass over the input.
@@ -316,7 +319,7 @@ class TVNet(keras.layers.Layer):
                 raise ValueError(f"`u0_size` must be None or (height, width); got {u0_size!r}")
             u0_size = tuple(_check_positive_int(v, "u0_size") for v in u0_size)
         self.u0_size = u0_size
-        self._scale_fns = _FunctionCache()  # trainable -> the traced one-level solver (_scale_solver)
+        self._scale_fns = _FunctionCache()  # adjoint or not -> the traced one-level solver (_scale_solver)
 
     # ------------------------------------------------------------------ building
     def _split_shapes(self, input_shape):
@@ -451,19 +454,19 @@ class TVNet(keras.layers.Layer):
         )
         return out[1:]
 
-    def _scale_solver(self):
+    def _scale_solver(self, adjoint):
         """:meth:`_single_scale` as a ``tf.function`` of any batch and level size, traced once for all the
-        levels (module docstring, *Graph size*); one per value of ``trainable`` (plain loop or adjoint)."""
-        key = bool(self.trainable)
+        levels (module docstring, *Graph size*); one for the plain loop and one for the adjoint."""
+        key = bool(adjoint)
         if key not in self._scale_fns.functions:
             image = tf.TensorSpec((None, None, None, 1), tf.float32)
             kernels = tf.TensorSpec((self.warps, self.iterations, 2, 2, 2), tf.float32)
             self._scale_fns.functions[key] = tf.function(
-                self._single_scale, autograph=False,
+                functools.partial(self._single_scale, adjoint=key), autograph=False,
                 input_signature=(image, image, tf.TensorSpec((None, None, None, 2), tf.float32), kernels, kernels))
         return self._scale_fns.functions[key]
 
-    def _single_scale(self, i0, i1, u, fwd, div):
+    def _single_scale(self, i0, i1, u, fwd, div, adjoint=False):
         """Algorithm 1 at one pyramid level. ``fwd``/``div``: ``(warps, iterations, 2, 2, 2)`` kernels.
 
         Warps and iterations are two nested ``tf.while_loop``s, so the traced graph (and the gradient
@@ -481,8 +484,7 @@ class TVNet(keras.layers.Layer):
         fwd = tf.reshape(fwd, [self.warps, self.iterations, 8])
         div = tf.reshape(div, [self.warps, self.iterations, 8])
         zeros = tf.zeros_like(i0)
-        iterate = (self._adjoint_iterate if self._adjoint_iterate is not None and self.trainable
-                   else self._plain_iterate)
+        iterate = self._adjoint_iterate if adjoint else self._plain_iterate
 
         @tf.autograph.experimental.do_not_convert
         def warp_step(w, u1, u2, p11, p12, p21, p22):
@@ -502,8 +504,13 @@ class TVNet(keras.layers.Layer):
         return tf.concat([out[1], out[2]], axis=-1)
 
     # ------------------------------------------------------------------ call
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         frame0, frame1 = self._validate(inputs)
+        # the adjoint stores every iteration's state for a backward pass: only while training (True, or None as
+        # in a custom loop); predict / evaluate (training=False) run the plain loop, which autodiff still
+        # differentiates (e.g. w.r.t. the frames) -- at the paper's evaluation sizes the stored states of one
+        # batch would take tens of GB
+        adjoint = self._adjoint_iterate is not None and self.trainable and training is not False
         i0 = to_grey(frame0, "frame0")
         i1 = to_grey(frame1, "frame1")
         shape = tf.shape(i0)
@@ -524,7 +531,8 @@ class TVNet(keras.layers.Layer):
         # inside an XLA-compiled function the levels are traced inline: a nested shape-polymorphic function there
         # made XLA recompile the whole step at every call (measured: 8 s instead of 1.5 s per training step)
         # (and eagerly the levels run op by op, as before: no graph to trace for a one-off call)
-        solve = self._single_scale if tf.executing_eagerly() or in_xla_context() else self._scale_solver()
+        solve = (functools.partial(self._single_scale, adjoint=adjoint) if tf.executing_eagerly() or in_xla_context()
+                 else self._scale_solver(adjoint))
         for s in range(self.scales - 1, -1, -1):
             u = solve(pyr0[s], pyr1[s], u, fwd[s], div[s])
             if s > 0:
