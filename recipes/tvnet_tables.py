@@ -227,6 +227,24 @@ def _stream(key, iterations):
                      f"(e.g. tvl1-5-5-50) or precomputed-{{{','.join(_METHODS)}}}")
 
 
+def coarse_level_warnings(streams, size):
+    """A line for every on-the-fly TV-L1 stream whose pyramid, at ``size`` px crops, ends below 12 px: there a
+    textureless coarsest level takes brightness changes for motion and every finer level doubles it
+    (``tfvideo/layers/tvnet.py``, *Pyramid*; measured: TV-L1-5-5-50 at 48 px, coarsest 3 x 3, 34.4% top-1 on the
+    built-in set where every other row is at 98-100%)."""
+    from tfvideo.layers.tvnet import max_scales, pyramid_sizes
+
+    lines, most = [], max_scales(size, size)
+    for stream in streams:
+        scales = (stream.tvnet or {}).get("scales", 1)
+        if stream.kind == "tvnet" and scales > most:
+            h, w = pyramid_sizes(size, size, scales, 0.5)[-1]
+            lines.append(f"warning: [{stream.key}] {scales} scales at {size} px crops end at {h}x{w} px, where "
+                         f"brightness changes pass for motion; at most {most} scales keep 12 px "
+                         f"(e.g. --streams tvl1-{most}-{stream.tvnet['warps']}-{stream.tvnet['iterations']})")
+    return lines
+
+
 def parse_streams(text, iterations=50):
     """``"tvnet50,precomputed-dis"`` -> list of :class:`Stream` (order kept, no repeats)."""
     keys = [k.strip() for k in str(text).split(",") if k.strip()]
@@ -481,6 +499,8 @@ def run_table3(parser, args, cfg, dataset):
         f"{cfg['segments']} segment(s) in training, lr {cfg['lr']} (/10 at {cfg['lr_boundaries']}), "
         f"seed {cfg['seed']}, backbone {cfg['backbone']}, {cfg['size']}px crops; test {cfg['eval_segments']} "
         f"stacks x {cfg['eval_crops']} crops{' x 2 flips' if cfg['eval_flips'] else ''}")
+    for line in coarse_level_warnings(streams, cfg["size"]):
+        log(line)
     jit = training.num_workers(strategy) == 1
     rows, results = [], {}
     for stream in streams:

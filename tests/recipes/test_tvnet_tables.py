@@ -145,6 +145,13 @@ def test_streams_are_the_papers_rows():
             tvnet_tables.parse_streams(bad)
 
 
+def test_coarse_level_warnings_name_the_tv_l1_rows_whose_pyramid_ends_below_12_px():
+    streams = tvnet_tables.parse_streams("tvnet50,tvl1-5-5-50,tvl1-3-5-50,precomputed-dis")
+    lines = tvnet_tables.coarse_level_warnings(streams, 48)    # 48 -> 24 -> 12 -> 6 -> 3
+    assert len(lines) == 1 and "[tvl1-5-5-50]" in lines[0] and "3x3 px" in lines[0] and "tvl1-3-5-50" in lines[0]
+    assert tvnet_tables.coarse_level_warnings(streams, 224) == []   # 224 -> ... -> 14 at 5 scales
+
+
 def test_the_stored_flow_settings_name_the_method():
     a, b = tvnet_tables.StoredFlow("tvl1").settings(), tvnet_tables.StoredFlow("dis").settings()
     assert a != b and "PRESET_FAST" in b["method"] and "uint8" in b["quantisation"]
