@@ -50,6 +50,17 @@ from tfvideo.ops.differences import _zero_last
 __all__ = ["adjoint_iterations", "iteration_step", "less_than"]
 
 
+def _sum(x):
+    """``tf.reduce_sum(x)`` of a ``(batch, height, width, 1)`` map inside the XLA-compiled backward loop, in two
+    stages: along each row first, then over the rows. XLA's CPU code for a reduction to one scalar is about ten
+    times slower per element than an element-wise loop; a reduction along the contiguous axis is vectorised. The
+    optimisation barrier keeps XLA from merging the two stages back into one (it does, without it). Measured on
+    the training step of TVNet-50 at 48 px, 60 pairs: forward + backward 566 / 592 -> 469 / 505 CPU ms."""
+    from tensorflow.compiler.tf2xla.python import xla
+
+    return tf.reduce_sum(xla.optimization_barrier(tf.reduce_sum(x, axis=[2, 3])))
+
+
 def less_than(limit):
     """``tf.while_loop`` condition ``n < limit`` (not converted by autograph)."""
     @tf.autograph.experimental.do_not_convert
@@ -96,16 +107,14 @@ def _adjoint_step(kf, kd, g1, g2, grad, rho_c, state, bar, lt, taut, theta, eps)
         za, zb = _zero_last(abar, 2), _zero_last(bbar, 1)
         k = kf[4 * d:4 * d + 4]
         wb = big_w + k[0] * za + k[1] * _shift_prev(za, 2) + k[2] * zb + k[3] * _shift_prev(zb, 1)
-        gkf += [tf.reduce_sum(za * w), tf.reduce_sum(za * _shift_next(w, 2)),
-                tf.reduce_sum(zb * w), tf.reduce_sum(zb * _shift_next(w, 1))]
+        gkf += [_sum(za * w), _sum(za * _shift_next(w, 2)), _sum(zb * w), _sum(zb * _shift_next(w, 1))]
         dbar = theta * wb
         kk = kd[4 * d:4 * d + 4]
         px, py = ps[d]
         pxm, pym = _zero_last(px, 2), _zero_last(py, 1)
         pbar += [nbx + _zero_last(kk[0] * _shift_next(dbar, 2) + kk[1] * dbar, 2),
                  nby + _zero_last(kk[2] * _shift_next(dbar, 1) + kk[3] * dbar, 1)]
-        gkd += [tf.reduce_sum(dbar * _shift_prev(pxm, 2)), tf.reduce_sum(dbar * pxm),
-                tf.reduce_sum(dbar * _shift_prev(pym, 1)), tf.reduce_sum(dbar * pym)]
+        gkd += [_sum(dbar * _shift_prev(pxm, 2)), _sum(dbar * pxm), _sum(dbar * _shift_prev(pym, 1)), _sum(dbar * pym)]
         wbar.append(wb)
     q, r = c["q"], c["r"]
     rbar = -(wbar[0] * g1 + wbar[1] * g2)
