@@ -497,3 +497,26 @@ def test_check_finite_refuses_whole_layer_jit_compile(bad):
     with pytest.raises(ValueError, match="check_finite=True.*`frame0`.*NaN or inf.*XLA"):
         _run(layer, "jit_compile", x)
     assert TVNet(iterations=2, check_finite=True).get_config()["check_finite"] is True
+
+
+def test_frozen_layer_records_no_gradient_for_its_weights_but_passes_frame_gradients():
+    """A frozen layer's variables stay watched by a training step's tape (their tf.Variable was created trainable):
+    the layer stops their gradient, so the level solver's call is not recorded for a backward pass it never
+    gets (tfvideo/layers/tvnet.py, TVNet.call); gradients w.r.t. the frames still flow."""
+    rng = np.random.default_rng(3)
+    f0 = tf.constant(rng.uniform(0, 255, (1, 16, 20, 1)).astype(np.float32))
+    f1 = tf.constant(np.roll(f0.numpy(), 1, axis=2))
+    layer = TVNet(1, 1, 3)
+    layer([f0, f1])
+    layer.trainable = False
+
+    @tf.function
+    def grads():
+        with tf.GradientTape() as tape:
+            tape.watch(f1)
+            value = tf.reduce_sum(layer([f0, f1]) ** 2)
+        return tape.gradient(value, [layer.forward_kernels.value, layer.u0.value, f1])
+
+    g_kernels, g_u0, g_frame = grads()
+    assert g_kernels is None and g_u0 is None
+    assert np.abs(g_frame.numpy()).max() > 0
