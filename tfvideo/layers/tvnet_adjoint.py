@@ -33,8 +33,11 @@ Cost (``benchmarks/tvnet_train.py``; figures in ``benchmarks/README.md``): the a
 three times the element-wise operations of a forward iteration, but under XLA it is memory-bound and the stencils'
 one-pixel shifts keep XLA from fusing producers into several consumers: the backward body runs ~70 fused loops per
 iteration against the forward's ~15, so a backward iteration costs 5-7 forward ones (measured, CPU, 48 px, 60
-pairs). We tried and measured, without gain: optimization barriers around the recomputed intermediates, one
-reduction (or one matrix product) for the 16 tap gradients instead of 16 sums, a stacked state array.
+pairs). The 16 tap gradients are sums over all pixels; XLA's CPU code for a reduction to one scalar runs about ten
+times slower per element than an element-wise loop, so they are summed along each row first (vectorised) and then
+over the rows (:func:`_sum`: 20% off the backward pass). We tried and measured, without gain: optimization barriers
+around the recomputed intermediates, one matrix product for the 16 tap gradients (the concatenation costs more
+than it saves), a stacked state array, XLA's pre-thunk CPU runtime.
 """
 
 from __future__ import annotations
