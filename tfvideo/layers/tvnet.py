@@ -66,8 +66,10 @@ Graph size
 Warps and iterations run in two nested ``tf.while_loop``s that index the stacked per-(warp, iteration)
 kernels, so the traced graph does not grow with ``warps`` or ``iterations``. The solver of one pyramid level
 is one ``tf.function`` with unknown batch and spatial sizes (:meth:`TVNet._scale_solver`), traced once per
-layer (once for the plain loop, once for the adjoint) and called at every level: a 5-scale TVNet traces one level, not five
-(first call of a frozen 5-5-50 TVNet at 125 x 185 in ``tf.function``: 3.7 -> 2.2 s of CPU time). Inside an
+layer (once for the plain loop, once for the adjoint) and called at every level: a 5-scale TVNet traces one
+level, not five (first call of a frozen 5-5-50 TVNet at 125 x 185 in ``tf.function``: 3.4 -> 2.0 s of CPU
+time; a frozen layer stops its weights' gradient, or a training step's tape would record this call with every
+intermediate: see ``TVNet.call``). Inside an
 XLA-compiled function (``jit_compile=True``) the levels are traced inline instead: there the nested function
 made XLA recompile the whole function at every call.
 """
