@@ -430,7 +430,7 @@ def run_parsed(parser, args, dataset):
     signatures = {
         "serving_default": export.classifier_signature(plain),
         "flow": export.function_signature(
-            lambda f0, f1: flow_stack.pair_flow(tf.cast(f0, tf.float32), tf.cast(f1, tf.float32)),
+            flow_stack.pair_flow,  # casts the uint8 frames itself
             {"frame0": pair, "frame1": pair}, "flow"),
     }
     base_dir, name = os.path.split(os.path.normpath(args.export))

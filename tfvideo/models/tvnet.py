@@ -74,8 +74,8 @@ from tfvideo.layers.segments import (TWO_STREAM_WEIGHTS, FuseScores, PerSegment,
 
 # The layers live in tfvideo.layers (flow_stack, segments) and are re-exported here, so names like
 # ``tfvideo.models.tvnet.FlowStack`` keep working.
-__all__ = ["BACKBONES", "FLOW_SCALES", "RGB_PREPROCESSING", "flow_scale", "FlowStack", "PerSegment", "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess",
-           "backbone",
+__all__ = ["BACKBONES", "FLOW_SCALES", "RGB_PREPROCESSING", "flow_scale", "FlowStack", "PerSegment",
+           "SegmentConsensus", "TakeFrame", "FuseScores", "RGBPreprocess", "backbone",
            "cross_modality_weights", "temporal_stream", "spatial_stream", "two_stream",
            "DEFAULT_TVNET", "FLOW_SCALE", "ImageNetWeightsUnavailable", "without_xla"]
 
@@ -94,9 +94,13 @@ def flow_scale(backbone_name):
     """The factor flows (pixels) are multiplied by before ``backbone_name``'s first convolution:
     ``1 / 20`` for the [-1, 1] backbones, ``128 / 20`` for ``resnet50`` (Caffe range); see the table in
     the module docstring."""
-    if backbone_name not in FLOW_SCALES:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone_name!r}")
-    return FLOW_SCALES[backbone_name]
+    return FLOW_SCALES[_check_backbone(backbone_name)]
+
+
+def _check_backbone(name):
+    if name not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {name!r}")
+    return name
 
 
 _backbone_flow_scale = flow_scale  # temporal_stream's `flow_scale` argument shadows the name
@@ -254,9 +258,7 @@ def spatial_stream(num_classes, *, size=(112, 112), frames_per_stack=6, backbone
     h, w = size
     frames = keras.Input((None, frames_per_stack, h, w, 3), dtype="uint8", name="frames")
     x = TakeFrame(frames_per_stack // 2, name="middle_frame")(frames)
-    if backbone_name not in RGB_PREPROCESSING:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone_name!r}")
-    x = RGBPreprocess(RGB_PREPROCESSING[backbone_name], name="preprocess")(x)
+    x = RGBPreprocess(RGB_PREPROCESSING[_check_backbone(backbone_name)], name="preprocess")(x)
     net = backbone(backbone_name, (h, w, 3), weights=weights, model_name=f"{name}_{backbone_name}")
     features = PerSegment(net, name=f"{name}_cnn")(x)
     logits = _head(features, num_classes, dropout, name)
