@@ -139,14 +139,17 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
     lt, taut, eps = lbda * theta, tau / theta, epsilon
 
     def forward(fwd_w, div_w, g1, g2, grad, rho_c, *state):
+        # slot n of each stack holds the state entering iteration n: the initial state is written before the loop
+        # and each iteration writes the state it computes into slot n + 1. Writing the incoming state instead made
+        # XLA copy all six loop-carried maps in every iteration (the stores read what the iteration overwrites):
+        # the forward pass of TVNet-50 at 48 px, 60 pairs, 69 -> 54 CPU ms (slot `iterations` is unused: 2% more memory)
         @tf.autograph.experimental.do_not_convert
         def body(n, states, *st):
-            states = [ta.write(n, x) for ta, x in zip(states, st)]
             new, _ = iteration_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
                                      lt, taut, theta, eps)
-            return (n + 1, states, *new)
+            return (n + 1, [ta.write(n + 1, x) for ta, x in zip(states, new)], *new)
 
-        states = [tf.TensorArray(state[0].dtype, size=iterations, element_shape=state[0].shape) for _ in range(6)]
+        states = [tf.TensorArray(x.dtype, size=iterations + 1, element_shape=x.shape).write(0, x) for x in state]
         out = tf.while_loop(less_than(iterations), body, (tf.constant(0), states, *state),
                             maximum_iterations=iterations)
         return (*out[2:], *[ta.stack() for ta in out[1]])
