@@ -147,9 +147,10 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
         def body(n, states, *st):
             new, _ = iteration_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2, grad, rho_c, st,
                                      lt, taut, theta, eps)
-            return (n + 1, [ta.write(n + 1, x) for ta, x in zip(states, new)], *new)
+            return (n + 1, [ta.write(n + 1, x[..., 0]) for ta, x in zip(states, new)], *new)
 
-        states = [tf.TensorArray(x.dtype, size=iterations + 1, element_shape=x.shape).write(0, x) for x in state]
+        states = [tf.TensorArray(x.dtype, size=iterations + 1, element_shape=x.shape[:-1]).write(0, x[..., 0])
+                  for x in state]
         out = tf.while_loop(less_than(iterations), body, (tf.constant(0), states, *state),
                             maximum_iterations=iterations)
         return (*out[2:], *[ta.stack() for ta in out[1]])
@@ -160,7 +161,7 @@ def adjoint_iterations(iterations, *, lbda, theta, tau, epsilon, xla=False):
         @tf.autograph.experimental.do_not_convert
         def body(i, gkf, gkd, g1b, g2b, gradb, rcb, *b):
             n = iterations - 1 - i
-            state = tuple(x[n] for x in stored)
+            state = tuple(x[n][..., tf.newaxis] for x in stored)
             sb, kf_b, kd_b, a1, a2, a3, a4 = _adjoint_step(tf.unstack(fwd_w[n]), tf.unstack(div_w[n]), g1, g2,
                                                            grad, rho_c, state, b, lt, taut, theta, eps)
             return (i + 1, gkf.write(n, kf_b), gkd.write(n, kd_b), g1b + a1, g2b + a2, gradb + a3, rcb + a4, *sb)
