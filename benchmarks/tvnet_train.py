@@ -16,8 +16,10 @@ Modes:
 
 Rows are timed in the same rounds, interleaved (medians), by default in CPU time of the process (all its threads:
 on a shared machine other processes stretch wall time, by different amounts for different rows; ``--clock wall``
-for wall time). Memory: the process's peak resident set after
-each model's first steps (``ru_maxrss`` grows only; the increase per model is shown, first model first).
+for wall time). Memory: the peak of TF's CPU allocator during one training step
+(``tf.config.experimental.get_memory_info``, reset before the step; it counts the XLA executables' buffers too,
+and the model's weights and the batch). Until 2026-12-06 this column showed the growth of the process's peak
+resident set per model, which depends on the rows measured before it (``ru_maxrss`` only grows).
 No timing is asserted anywhere (tests/test_benchmarks_tvnet_train.py runs a tiny configuration).
 """
 
@@ -27,7 +29,6 @@ import argparse
 import importlib.util
 import os
 import pathlib
-import resource
 import sys
 import time
 
@@ -50,8 +51,11 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def _rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _step_peak_mb(step):
+    """The peak of TF's CPU allocator (MB) during one call of ``step``."""
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    step()
+    return tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2 ** 20
 
 
 def build(size, iterations, mode, trainable):
@@ -74,13 +78,11 @@ def rows(size, iterations, modes, batch, rounds, clock=time.process_time):
     for mode in modes:
         for trainable in (False, True):
             name = f"{mode} | TVNet {'trainable' if trainable else 'frozen'}"
-            before = _rss_mb()
             model = build(size, iterations, mode, trainable)
             start = time.perf_counter()
             model.train_on_batch(x, y)
             first[name] = time.perf_counter() - start
-            model.train_on_batch(x, y)
-            memory[name] = _rss_mb() - before
+            memory[name] = _step_peak_mb(lambda: model.train_on_batch(x, y))
             calls[name] = lambda m=model: m.train_on_batch(x, y)
     return _heads.interleaved(calls, rounds, clock), first, memory
 
@@ -114,7 +116,7 @@ def main(argv=None):
                                     time.process_time if args.clock == "cpu" else time.perf_counter)
         out["sizes"][size] = {"step": times, "first_call": first, "memory_mb": memory}
         print(f"\ntraining step of the temporal stream at {size} x {size} (TVNet-{iterations}, batch {args.batch})")
-        print(f"  {'mode | TVNet':36s} {args.clock + ' ms':>9s} {'vs frozen':>10s} {'first call s':>13s} {'+RSS MB':>8s}")
+        print(f"  {'mode | TVNet':36s} {args.clock + ' ms':>9s} {'vs frozen':>10s} {'first call s':>13s} {'peak MB':>8s}")
         for name, t in times.items():
             mode = name.split(" | ")[0]
             frozen = times[f"{mode} | TVNet frozen"]

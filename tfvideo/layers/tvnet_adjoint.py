@@ -22,22 +22,25 @@ fixed-size stencils; ``Z`` zeroes the last column / row, ``N`` reads the next pi
     u_d~ = w_d~ + rho~ g_d       g_d~ = -w_d~ r + rho~ u_d             rho_c~ = rho~
 
 The forward loop stores the state ``(u1, u2, p11, p12, p21, p22)`` entering every iteration (six one-channel
-maps per iteration, one TensorArray per variable: a stacked 6-map TensorArray cost 10% more backward time); the
-backward loop runs the iterations in reverse, recomputes each iteration's intermediates from its stored state and
-applies the adjoint above, with no while-loop gradient accumulators. Under ``xla=True`` the forward loop is one XLA
-cluster; the backward loop is one in every mode (it only runs in training, and compiled it takes about half the CPU
-time of TF's own ops). The gradients equal TF's autodiff of the same loop (tests/layers/test_tvnet_adjoint.py:
-random and real frames, finite differences).
+maps per iteration, one TensorArray per variable, each map stacked as ``(batch, height, width)``: slot 0 holds
+the initial state and iteration n writes the state it computes into slot n + 1; a stacked 6-map TensorArray cost
+10% more backward time, storing the incoming state made XLA copy the six loop-carried maps in every iteration,
+and stacks with the unit channel axis were copied whole once per ``jit_compile`` step); the backward loop runs the
+iterations in reverse, recomputes each iteration's intermediates from its stored state and applies the adjoint
+above, with no while-loop gradient accumulators. Under ``xla=True`` the forward loop is one XLA cluster; the
+backward loop is one in every mode (it only runs in training, and compiled it takes about half the CPU time of
+TF's own ops). The gradients equal TF's autodiff of the same loop (tests/layers/test_tvnet_adjoint.py: random and
+real frames, finite differences).
 
-Cost (``benchmarks/tvnet_train.py``; figures in ``benchmarks/README.md``): the adjoint has about
-three times the element-wise operations of a forward iteration, but under XLA it is memory-bound and the stencils'
-one-pixel shifts keep XLA from fusing producers into several consumers: the backward body runs ~70 fused loops per
-iteration against the forward's ~15, so a backward iteration costs 5-7 forward ones (measured, CPU, 48 px, 60
-pairs). The 16 tap gradients are sums over all pixels; XLA's CPU code for a reduction to one scalar runs about ten
-times slower per element than an element-wise loop, so they are summed along each row first (vectorised) and then
-over the rows (:func:`_sum`: 20% off the backward pass). We tried and measured, without gain: optimization barriers
-around the recomputed intermediates, one matrix product for the 16 tap gradients (the concatenation costs more
-than it saves), a stacked state array, XLA's pre-thunk CPU runtime.
+Cost (``benchmarks/tvnet_train.py``; figures in ``benchmarks/README.md``): a backward iteration has about four
+times the arithmetic of a forward one once XLA has fused it (it recomputes producers in several consumers) and
+2.5 times its one-pixel shifts, which XLA's CPU loops read element by element; the forward and backward loops of
+TVNet-50 (48 px, 60 pairs) take 54 and ~140 ms of CPU time against 37 ms for the plain loop of a frozen layer.
+The 16 tap gradients are sums over all pixels; XLA's CPU code for a reduction to one scalar runs about ten times
+slower per element than an element-wise loop, so they are summed along each row first (vectorised) and then over
+the rows (:func:`_sum`: 20% off the backward pass). We tried and measured, without gain: optimization barriers
+around the recomputed intermediates, one matrix product or one variadic reduction for the 16 tap gradients, a
+stacked state array, reading the state back from the stacks instead of carrying it, XLA's pre-thunk CPU runtime.
 """
 
 from __future__ import annotations
