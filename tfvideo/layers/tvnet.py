@@ -491,7 +491,9 @@ class TVNet(keras.layers.Layer):
         @tf.autograph.experimental.do_not_convert
         def warp_step(w, u1, u2, p11, p12, p21, p22):
             warped = backward_warp(stacked, tf.concat([u1, u2], axis=-1), interpolation=self.interpolation)
-            i1w, g1, g2 = warped[..., 0:1], warped[..., 1:2], warped[..., 2:3]  # I1(x+u0), grad I1(x+u0)
+            # split, not three slices: a slice's gradient is a full-size zero map per slice (and their sum), a split's
+            # one concatenation (graph-mode training step at 96 px, trainable TVNet)
+            i1w, g1, g2 = tf.split(warped, 3, axis=-1)  # I1(x+u0), grad I1(x+u0)
             grad = tf.square(g1) + tf.square(g2) + eps  # |grad I1|^2 + eps (Sec. 4.1)
             rho_c = i1w - g1 * u1 - g2 * u2 - i0
             state = iterate(
@@ -500,7 +502,7 @@ class TVNet(keras.layers.Layer):
             return (w + 1, *(tf.ensure_shape(t, u1.shape) for t in state))
 
         out = tf.while_loop(
-            less_than(self.warps), warp_step, (tf.constant(0), u[..., 0:1], u[..., 1:2], zeros, zeros, zeros, zeros),
+            less_than(self.warps), warp_step, (tf.constant(0), *tf.split(u, 2, axis=-1), zeros, zeros, zeros, zeros),
             maximum_iterations=self.warps,
         )
         return tf.concat([out[1], out[2]], axis=-1)

@@ -115,10 +115,11 @@ def interpolate_bilinear(grid, query_points, indexing: str = "ij", name: str | N
         # Coordinates are computed in float32 (float64 when given): float16 cannot index large images.
         qdtype = tf.float64 if query_points.dtype == tf.float64 else tf.float32
         q = tf.cast(query_points, qdtype)
+        # unstack, not two slices: its gradient is one stack, a slice's a full-size zero tensor per slice
         if indexing == "ij":
-            qy, qx = q[..., 0], q[..., 1]
+            qy, qx = tf.unstack(q, num=2, axis=-1)
         else:
-            qx, qy = q[..., 0], q[..., 1]
+            qx, qy = tf.unstack(q, num=2, axis=-1)
 
         def corners(coord, size):
             size_f = tf.cast(size, qdtype)
@@ -176,7 +177,7 @@ def interpolate_bicubic(grid, query_points, indexing: str = "ij", name: str | No
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
         qdtype = tf.float64 if query_points.dtype == tf.float64 else tf.float32
         q = tf.cast(query_points, qdtype)
-        qy, qx = (q[..., 0], q[..., 1]) if indexing == "ij" else (q[..., 1], q[..., 0])
+        qy, qx = tf.unstack(q, num=2, axis=-1) if indexing == "ij" else tf.unstack(q, num=2, axis=-1)[::-1]
         y0, x0 = tf.floor(qy), tf.floor(qx)
         wy = tf.cast(_cubic_weights(qy - y0), grid.dtype)  # (B, N, 4)
         wx = tf.cast(_cubic_weights(qx - x0), grid.dtype)
