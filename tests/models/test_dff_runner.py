@@ -69,6 +69,30 @@ def test_bad_arguments(model):
         DFFVideoRunner.from_model(model, measure="colour")
 
 
+def _live_flow(model):
+    """Random flow-network weights (a live flow this time); returns the saved ones to restore."""
+    rng = np.random.default_rng(3)
+    net = model.get_layer("flownet")
+    saved = net.get_weights()
+    net.set_weights([rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in saved])
+    return net, saved
+
+
+def test_jit_compiled_runner_matches_keras(model):
+    """The runner's XLA-compiled parts compute what the Keras parts compute (same key frames, same outputs)."""
+    net, saved = _live_flow(model)
+    try:
+        frames = _clip(3, 7)
+        keras_out = list(DFFVideoRunner.from_model(model, key_interval=3).run(frames))
+        xla_out = list(DFFVideoRunner.from_model(model, key_interval=3, jit_compile=True).run(frames))
+        assert [k for _, _, k in keras_out] == [k for _, _, k in xla_out]
+        for (_, a, _), (_, b, _) in zip(keras_out, xla_out):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    finally:
+        net.set_weights(saved)
+
+
+@pytest.mark.slow  # ~16 s; the default run checks the served runner over gRPC (tests/serving/test_serving.py)
 def test_runner_on_the_exported_signatures_matches_keras(model, tmp_path):
     """The TF Serving deployment's loop: the same key frames and outputs from the SavedModel."""
     import tensorflow as tf
@@ -76,18 +100,12 @@ def test_runner_on_the_exported_signatures_matches_keras(model, tmp_path):
     from tfvideo.export import export_for_serving
     from tfvideo.models.dff_runner import signatures
 
-    rng = np.random.default_rng(3)  # a live flow network this time
-    net = model.get_layer("flownet")
-    saved = net.get_weights()
-    net.set_weights([rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in saved])
+    net, saved = _live_flow(model)
     try:
         path = export_for_serving(model, tmp_path, "dff", signatures=signatures(model), print_signatures=False)
         loaded = tf.saved_model.load(path)
         frames = _clip(3, 7)
         keras_out = list(DFFVideoRunner.from_model(model, key_interval=3).run(frames))
-        xla_out = list(DFFVideoRunner.from_model(model, key_interval=3, jit_compile=True).run(frames))
-        for (_, a, _), (_, b, _) in zip(keras_out, xla_out):  # the XLA-compiled parts compute the same
-            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
         served = DFFVideoRunner.from_signatures(loaded, key_interval=3)
         served_out = list(served.run(frames))
         assert served.key_frames == [0, 3, 6] and served.feature_calls == 3
