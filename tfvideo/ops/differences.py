@@ -72,9 +72,9 @@ def _zero_last(x, axis):
     """Set the last column (axis 2) or row (axis 1) to zero.
 
     A multiply by a 0/1 mask, not ``pad(slice)``: XLA's CPU loops read a padded operand element by element,
-    while a broadcast mask multiply vectorises. Measured (``benchmarks/tvnet_train.py``'s iteration loop,
-    TVNet-50 forward + adjoint backward at 48 px, 60 pairs, CPU time): 313 -> 212 ms, the forward alone 87 -> 70
-    ms. For finite ``x`` the result is the same (the masked entries are ``0 * x``: ``-0.0`` for negative ``x``,
+    while a broadcast mask multiply vectorises. Measured on TVNet-50's iteration loop alone (forward + adjoint
+    backward at 48 px, 60 pairs, CPU time; figures in ``benchmarks/README.md``): 313 -> 212 ms, the forward alone
+    87 -> 70 ms. For finite ``x`` the result is the same (the masked entries are ``0 * x``: ``-0.0`` for negative ``x``,
     equal to 0 in every comparison and sum)."""
     return x * _index_mask(x, axis, first=False, last=True)
 
