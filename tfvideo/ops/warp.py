@@ -92,6 +92,13 @@ def _check_grid_and_queries(grid, query_points):
     return grid, query_points
 
 
+def _query_yx(q, indexing):
+    """``(qy, qx)`` of ``(..., 2)`` query points in ``"ij"`` (y first) or ``"xy"`` order. An unstack, not two
+    slices: its gradient is one stack, a slice's a full-size zero tensor per slice."""
+    first, second = tf.unstack(q, num=2, axis=-1)
+    return (first, second) if indexing == "ij" else (second, first)
+
+
 def interpolate_bilinear(grid, query_points, indexing: str = "ij", name: str | None = None) -> tf.Tensor:
     """Sample ``grid`` at real-valued ``query_points`` by bilinear interpolation (as tfa).
 
@@ -115,11 +122,7 @@ def interpolate_bilinear(grid, query_points, indexing: str = "ij", name: str | N
         # Coordinates are computed in float32 (float64 when given): float16 cannot index large images.
         qdtype = tf.float64 if query_points.dtype == tf.float64 else tf.float32
         q = tf.cast(query_points, qdtype)
-        # unstack, not two slices: its gradient is one stack, a slice's a full-size zero tensor per slice
-        if indexing == "ij":
-            qy, qx = tf.unstack(q, num=2, axis=-1)
-        else:
-            qx, qy = tf.unstack(q, num=2, axis=-1)
+        qy, qx = _query_yx(q, indexing)
 
         def corners(coord, size):
             size_f = tf.cast(size, qdtype)
@@ -177,7 +180,7 @@ def interpolate_bicubic(grid, query_points, indexing: str = "ij", name: str | No
         batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
         qdtype = tf.float64 if query_points.dtype == tf.float64 else tf.float32
         q = tf.cast(query_points, qdtype)
-        qy, qx = tf.unstack(q, num=2, axis=-1) if indexing == "ij" else tf.unstack(q, num=2, axis=-1)[::-1]
+        qy, qx = _query_yx(q, indexing)
         y0, x0 = tf.floor(qy), tf.floor(qx)
         wy = tf.cast(_cubic_weights(qy - y0), grid.dtype)  # (B, N, 4)
         wx = tf.cast(_cubic_weights(qx - x0), grid.dtype)
